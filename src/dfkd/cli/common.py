@@ -1,0 +1,51 @@
+"""Argument helpers shared by several subcommands."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import DfkdError
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if v < 0 or v != v:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
+    return v
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", help="where the data set files are (default: search $DFKD_DATA, "
+                   "/usr/share/datasets, ~/.cache/dfkd; download if missing)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not found")
+
+
+def prepare_out_dir(out: str | os.PathLike, marker: str, overwrite: bool) -> Path:
+    """Create ``out`` (refusing to clobber an existing ``marker`` file unless ``overwrite``) and check it is writable."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise DfkdError(f"output path '{path}' exists and is not a directory")
+    if (path / marker).exists() and not overwrite:
+        raise DfkdError(f"'{path}' already holds a run ({marker}); use --overwrite to replace it or choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".dfkd-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DfkdError(f"output directory '{path}' is not writable ({exc.strerror or exc})") from None
+    return path

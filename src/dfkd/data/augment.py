@@ -1,0 +1,43 @@
+"""Batched augmentation in torch (no per-sample Python loop): random crop with zero padding and
+horizontal flip, applied to uint8 (B, C, H, W) batches before normalisation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    crop_padding: int = 0  # random crop of the original size from the zero-padded image
+    hflip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.hflip
+
+
+def default_augmentation(dataset_name: str) -> Augmentation:
+    """Crop+flip for natural images (CIFAR, image folders); none for digits and MNIST-like data."""
+    if dataset_name in ("digits", "mnist", "fashion-mnist"):
+        return Augmentation()
+    return Augmentation(crop_padding=4, hflip=True)
+
+
+def augment_batch(x: torch.Tensor, aug: Augmentation, generator: torch.Generator | None = None) -> torch.Tensor:
+    if not aug.active:
+        return x
+    b, c, h, w = x.shape
+    if aug.crop_padding > 0:
+        p = aug.crop_padding
+        padded = F.pad(x, (p, p, p, p))  # (B, C, H+2p, W+2p); zero pad works for uint8
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (B, 1, H, 1)
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (B, 1, 1, W)
+        x = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    if aug.hflip:
+        flip = torch.rand(b, generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
