@@ -1,0 +1,5 @@
+"""The shared distillation loop and its metrics."""
+from .loop import DistillResult, distill
+from .robustness import robustness_summary
+
+__all__ = ["distill", "DistillResult", "robustness_summary"]

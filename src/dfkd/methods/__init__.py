@@ -1,0 +1,24 @@
+"""Distillation methods: one registry; each method is a small class in its own file."""
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import DistillConfig, Method
+from .dafl import DAFL
+from .dfad import DFAD
+from .noise import NoiseBaseline
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+for _cls in (DAFL, DFAD, NoiseBaseline):
+    METHODS.register(_cls.name)(_cls)
+
+
+def get_method(name: str) -> type[Method]:
+    return METHODS.get(name)
+
+
+def list_methods() -> list[str]:
+    return METHODS.names()
+
+
+__all__ = ["METHODS", "Method", "DistillConfig", "get_method", "list_methods"]

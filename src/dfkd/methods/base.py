@@ -1,0 +1,253 @@
+"""What every distillation method shares: its config, its parts (student, generator, optimizers) and the
+generator objective, so that a method only writes down where its science differs.
+
+One *iteration* of every method = ``generator_steps`` generator updates + ``student_steps`` student updates
+(+ the replay update of the replay methods). The shared loop (``dfkd.engine.loop``) calls
+``Method.iteration(it)`` and logs the scalars it returns.
+
+Conventions the official PRE-DFKD code breaks and we keep:
+- the teacher is frozen (``requires_grad=False``, eval mode): it never accumulates gradients;
+- the student is in eval mode while it only scores synthetic samples for the generator, so its BatchNorm
+  running statistics see only what it is trained on;
+- student batches are synthesised under ``no_grad`` (no generator graph is kept for them);
+- no forward pass is computed twice and no scalar is copied to the host inside an iteration.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..data.info import DatasetInfo
+from ..errors import DfkdError
+from ..evaluate import precision_context
+from ..models import logits_and_features
+from ..models.generator import create_generator
+from ..schedules import cosine_lr, set_lr
+
+
+@dataclass
+class DistillConfig:
+    """Settings every method shares. Defaults are overridden per method (with their source) and per suite."""
+
+    iterations: int = 1000  # budget: number of iterations (each = generator step(s) + student steps)
+    batch_size: int = 256  # novel synthetic samples per step
+    student_steps: int = 5  # student updates per iteration
+    generator_steps: int = 1  # generator updates per iteration
+    generator: str = "dcgan"
+    latent_dim: int = 100
+    generator_width: int = 64  # DAFL/PRE-DFKD: 64 (conv widths 128 and 64)
+    lr_generator: float = 1e-3
+    generator_beta1: float = 0.9
+    student_optimizer: str = "sgd"  # sgd | adam
+    lr_student: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # student lr over the iterations: cosine | constant
+    warmup_iterations: int = 0
+    # Generator objective (weights of the terms in dfkd.losses; 0 disables a term and its forward pass)
+    w_one_hot: float = 0.0
+    w_info_entropy: float = 0.0
+    w_activation: float = 0.0
+    w_adversarial: float = 0.0
+    adversarial_loss: str = "l1"  # l1 (DFAD) | js (PRE-DFKD, bounded Jensen-Shannon)
+    js_temperature: float = 3.0
+    # Student objective
+    student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
+    kd_temperature: float = 1.0
+    # Run settings
+    bf16: bool = True  # bf16 autocast (losses stay fp32)
+    channels_last: bool = True
+    eval_every: int = 100
+    log_every: int = 10
+    eval_batch_size: int = 1000
+    checkpoint_every: int = 0  # 0: only at the end
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
+                    "generator_width"):
+            if getattr(self, key) <= 0:
+                raise DfkdError(f"config '{key}' must be positive, got {getattr(self, key)}")
+        for key in ("student_steps", "generator_steps", "warmup_iterations", "checkpoint_every"):
+            if getattr(self, key) < 0:
+                raise DfkdError(f"config '{key}' must be non-negative, got {getattr(self, key)}")
+        for key in ("lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
+                    "w_activation", "w_adversarial", "kd_temperature", "js_temperature"):
+            v = getattr(self, key)
+            if not v >= 0:  # also rejects NaN
+                raise DfkdError(f"config '{key}' must be non-negative, got {v}")
+        choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
+                   "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl")}
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Temporarily put ``module`` in eval mode (BatchNorm uses, and does not update, running statistics)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+@contextlib.contextmanager
+def frozen_params(module: nn.Module) -> Iterator[None]:
+    """Gradients flow *through* ``module`` to its input, but none are computed for its parameters."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+class Method:
+    """Base class: owns the student, a novel-sample generator and their optimizers."""
+
+    name = "base"
+    Config = DistillConfig
+    paper = ""
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig) -> None:
+        self.cfg, self.info = cfg, info
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.teacher = freeze(teacher).to(memory_format=self.memory_format)
+        self.student = student.to(memory_format=self.memory_format).train()
+        self.generator = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
+                                          width=cfg.generator_width).to(memory_format=self.memory_format).train()
+        self.opt_student = self._student_optimizer(self.student.parameters())
+        self.opt_generator = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator,
+                                              betas=(cfg.generator_beta1, 0.999), foreach=True)
+
+    # -- what the loop needs -------------------------------------------------------------------------
+    def iteration(self, it: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Trainable parts, checkpointed by name (the teacher is frozen and not part of the state)."""
+        return {"student": self.student, "generator": self.generator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"student": self.opt_student, "generator": self.opt_generator}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+
+    def replay_memory_bytes(self) -> int:
+        """Bytes kept across iterations only for replay (VAE parameters and buffers, stored samples)."""
+        return 0
+
+    def replay_optimizer_bytes(self) -> int:
+        return 0
+
+    @torch.no_grad()
+    def sample_novel(self, n: int) -> torch.Tensor:
+        """n fresh synthetic samples (normalised space, fp32), as the student sees them."""
+        with precision_context(self.cfg.bf16):
+            return self.generator(self.generator.sample_latent(n)).float()
+
+    # -- shared steps --------------------------------------------------------------------------------
+    def precision(self):
+        return precision_context(self.cfg.bf16)
+
+    def set_learning_rates(self, it: int) -> None:
+        if self.cfg.schedule == "cosine":
+            set_lr(self.opt_student, cosine_lr(it, self.cfg.iterations, self.cfg.lr_student,
+                                               self.cfg.warmup_iterations))
+
+    def _student_optimizer(self, params) -> torch.optim.Optimizer:
+        c = self.cfg
+        if c.student_optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr_student, weight_decay=c.weight_decay, foreach=True)
+        return torch.optim.SGD(params, lr=c.lr_student, momentum=c.momentum, weight_decay=c.weight_decay,
+                               foreach=True)
+
+    def student_loss(self, s_logits: torch.Tensor, t_logits: torch.Tensor) -> torch.Tensor:
+        if self.cfg.student_loss == "kl":
+            return losses.kd_kl(s_logits, t_logits, self.cfg.kd_temperature)
+        return losses.logits_l1(s_logits, t_logits)
+
+    @torch.no_grad()
+    def synthesize(self, n: int) -> torch.Tensor:
+        """A detached novel batch (generator in train mode: its BatchNorms standardise each batch)."""
+        with self.precision():
+            return self.generator(self.generator.sample_latent(n))
+
+    def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """One student update on detached samples ``x`` (teacher logits computed here unless given)."""
+        if t_logits is None:
+            with torch.no_grad(), self.precision():
+                t_logits = self.teacher(x)
+        with self.precision():
+            s_logits = self.student(x)
+        loss = self.student_loss(s_logits.float(), t_logits.float())
+        self.opt_student.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_student.step()
+        return loss.detach()
+
+    def generator_step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """One generator update with the configured objective.
+
+        Returns (loss terms, the batch it generated (detached), the teacher's logits on it (detached)),
+        so a method may reuse the batch for a student step without another teacher pass (as DAFL does).
+        """
+        c = self.cfg
+        with self.precision():
+            x = self.generator(self.generator.sample_latent(c.batch_size))  # (B, C, H, W)
+            if c.w_activation > 0:
+                t_logits, t_feats = logits_and_features(self.teacher, x)
+            else:
+                t_logits, t_feats = self.teacher(x), None
+            s_logits = None
+            if c.w_adversarial > 0:
+                with eval_mode(self.student), frozen_params(self.student):
+                    s_logits = self.student(x)
+        t32 = t_logits.float()
+        terms: dict[str, torch.Tensor] = {}
+        if c.w_one_hot > 0:
+            terms["g_one_hot"] = losses.one_hot(t32)
+        if c.w_info_entropy > 0:
+            terms["g_info_entropy"] = losses.info_entropy(t32)
+        if c.w_activation > 0:
+            terms["g_activation"] = losses.activation(t_feats.float())
+        if s_logits is not None:
+            adv = (losses.bounded_js_divergence(s_logits.float(), t32, c.js_temperature) if c.adversarial_loss == "js"
+                   else losses.adv_l1(s_logits.float(), t32))
+            terms["g_adversarial"] = adv
+        weights = {"g_one_hot": c.w_one_hot, "g_info_entropy": c.w_info_entropy, "g_activation": c.w_activation,
+                   "g_adversarial": c.w_adversarial}
+        if not terms:
+            raise DfkdError(f"method '{self.name}' has a generator but every generator loss weight is 0")
+        loss = sum(weights[k] * v for k, v in terms.items())
+        self.opt_generator.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_generator.step()
+        out = {k: v.detach() for k, v in terms.items()}
+        out["g_loss"] = loss.detach()
+        return out, x.detach(), t_logits.detach()

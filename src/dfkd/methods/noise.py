@@ -1,0 +1,41 @@
+"""The random baseline: the student imitates the teacher on pure Gaussian noise (as in the DFAD paper).
+
+x ~ N(0, I) in the teacher's normalised input space (the range of standardised real images); no
+generator is trained. L_S = mean |S(x) - T(x)| (or KD with ``student_loss: kl``). Any method whose
+generator learns something must beat it with the same budget.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import DistillConfig, Method
+
+
+@dataclass
+class NoiseConfig(DistillConfig):
+    student_steps: int = 5  # same student budget per iteration as DFAD
+
+
+class NoiseBaseline(Method):
+    name = "noise"
+    Config = NoiseConfig
+    paper = "random-input baseline of Fang et al., arXiv:1912.11006"
+
+    def modules(self):
+        return {"student": self.student}  # the generator exists but is never trained or used
+
+    def optimizers(self):
+        return {"student": self.opt_student}
+
+    @torch.no_grad()
+    def synthesize(self, n: int) -> torch.Tensor:
+        return torch.randn(n, *self.info.input_shape).contiguous(memory_format=self.memory_format)
+
+    sample_novel = synthesize
+
+    def iteration(self, it: int) -> dict[str, torch.Tensor]:
+        self.set_learning_rates(it)
+        s_losses = [self.student_step(self.synthesize(self.cfg.batch_size)) for _ in range(self.cfg.student_steps)]
+        return {"s_loss": torch.stack(s_losses).mean()} if s_losses else {}
