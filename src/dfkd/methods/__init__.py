@@ -5,11 +5,13 @@ from ..registry import Registry
 from .base import DistillConfig, Method
 from .dafl import DAFL
 from .dfad import DFAD
+from .mb_dfkd import MBDFKD
 from .noise import NoiseBaseline
+from .pre_dfkd import PREDFKD
 
 METHODS: Registry[type[Method]] = Registry("method")
 
-for _cls in (DAFL, DFAD, NoiseBaseline):
+for _cls in (DAFL, DFAD, MBDFKD, NoiseBaseline, PREDFKD):
     METHODS.register(_cls.name)(_cls)
 
 

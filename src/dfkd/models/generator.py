@@ -25,7 +25,7 @@ GENERATORS: Registry[nn.Module] = Registry("generator")
 
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int = 100, out_shape: tuple[int, int, int] = (1, 32, 32), width: int = 64,
-                 final_bn: bool = True) -> None:
+                 output: str = "tanh_bn") -> None:
         super().__init__()
         c, h, w = out_shape
         if h % 4 or w % 4:
@@ -39,14 +39,17 @@ class DCGANGenerator(nn.Module):
         self.block2 = nn.Sequential(nn.Conv2d(2 * width, width, 3, 1, 1), nn.BatchNorm2d(width),
                                     nn.LeakyReLU(0.2, inplace=True))
         self.to_image = nn.Conv2d(width, c, 3, 1, 1)
-        self.out_bn = nn.BatchNorm2d(c, affine=False) if final_bn else nn.Identity()
+        if output not in ("tanh_bn", "linear"):
+            raise ValueError(f"output must be 'tanh_bn' or 'linear', got {output!r}")
+        # "linear": the raw conv output, for a decoder that must reproduce another generator's samples.
+        self.out_act = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(c, affine=False)) if output == "tanh_bn" else nn.Identity()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z).view(z.shape[0], -1, *self.init_hw)  # (B, 2w, H/4, W/4)
         x = F.interpolate(self.bn0(x), scale_factor=2)  # (B, 2w, H/2, W/2)
         x = F.interpolate(self.block1(x), scale_factor=2)  # (B, 2w, H, W)
         x = self.block2(x)  # (B, w, H, W)
-        return self.out_bn(torch.tanh(self.to_image(x)))  # (B, C, H, W)
+        return self.out_act(self.to_image(x))  # (B, C, H, W)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=generator)

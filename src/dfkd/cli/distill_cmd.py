@@ -1,0 +1,84 @@
+"""``dfkd distill``: data-free distillation of a teacher checkpoint into a student."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import parse_set_options, read_yaml
+from ..data import load_dataset
+from .common import add_data_dir, positive_int, prepare_out_dir
+
+
+def add_distill_options(p: argparse.ArgumentParser) -> None:
+    """The flags every distillation command accepts."""
+    p.add_argument("--iterations", type=positive_int, help="budget: number of iterations")
+    p.add_argument("--eval-every", type=positive_int, help="evaluate on the real test set every K iterations")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--config", metavar="FILE.yaml", help="config keys from a YAML file (a run's config.yaml works)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key (repeatable)")
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """Method defaults < --config file < --set < explicit flags."""
+    overrides: dict = {}
+    if args.config:
+        data = read_yaml(args.config)
+        overrides.update(data["config"] if isinstance(data.get("config"), dict) else data)
+    overrides.update(parse_set_options(args.set))
+    for flag, key in (("iterations", "iterations"), ("eval_every", "eval_every"), ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    return overrides
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from ..methods import list_methods
+
+    p = sub.add_parser("distill", help="distil a teacher into a student without its training data",
+                       description="Data-free distillation. The real test set (--eval-dataset) is used only to "
+                                   "report accuracy during the run; the saved student is the final one.")
+    p.add_argument("--teacher", required=True, help="teacher checkpoint (teacher.pt)")
+    p.add_argument("--student", required=True, help="student architecture (see 'dfkd list models')")
+    p.add_argument("--method", default="pre-dfkd" if "pre-dfkd" in list_methods() else "dfad",
+                   help=f"one of: {', '.join(list_methods())}")
+    p.add_argument("--eval-dataset", help="real data set for reporting test accuracy (optional)")
+    p.add_argument("--out", help="output directory (default: runs/<method>-<student>-s<seed>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_distill_options(p)
+    add_data_dir(p)
+    p.set_defaults(run=run_distill)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from ..cli.teacher_cmds import _check_compatible
+    from ..engine import distill
+    from ..engine.loop import resolve_config
+    from ..methods import get_method
+
+    method_cls = get_method(args.method)
+    cfg = resolve_config(method_cls, config_overrides(args))  # validate before touching any file
+    teacher, info, _ = load_model(args.teacher)
+    data = None
+    if args.eval_dataset:
+        data = load_dataset(args.eval_dataset, args.data_dir, download=not args.no_download)
+        _check_compatible(info, data.info, f"teacher '{args.teacher}'")
+    out = prepare_out_dir(args.out or Path("runs") / f"{args.method}-{args.student}-s{cfg.seed}", "config.yaml",
+                          args.overwrite)
+    for stale in ("metrics.jsonl", "summary.json", "student.pt"):
+        if (out / stale).exists():
+            (out / stale).unlink()  # --overwrite: never mix two runs in one directory
+    result = distill(teacher, args.student, args.method, cfg, info=info, eval_data=data, out_dir=out,
+                     progress=not args.quiet, extra_config={"teacher": str(args.teacher)})
+    s = result.summary
+    if s["evaluations"]:
+        print(f"{args.method}: final {s['final']:.2f}%  mu {s['mu']:.2f}  sigma2 {s['sigma2']:.2f}  peak {s['peak']:.2f}  "
+              f"max_drop {s['max_drop']:.2f}  (teacher {s['teacher_acc']:.2f}%)  {s['wall_seconds']:.0f} s")
+    else:
+        print(f"{args.method}: {s['iterations']} iterations in {s['wall_seconds']:.0f} s (no --eval-dataset)")
+    print(f"saved {out / 'student.pt'}, {out / 'metrics.jsonl'}, {out / 'summary.json'}")
+    return 0
+
+
+__all__ = ["add_parsers", "add_distill_options", "config_overrides"]

@@ -1,0 +1,132 @@
+"""PRE-DFKD: Robust and Resource-Efficient Data-Free Knowledge Distillation by Generative Pseudo Replay
+(Binici, Aggarwal, Pham, Leman, Mitra; AAAI 2022, arXiv:2201.03019).
+
+Novel generator G (DAFL generator), minimised each iteration:
+    L_G = 1 * CE(T(x), argmax T(x)) + 5 * sum_k pbar_k log10 pbar_k - 0.1 * mean |f_T(x)|
+          + w_adv * (1 - JS_3(S(x), T(x)) / ln 2),                      x = G(z), S in eval mode
+Student, each of ``student_steps`` steps, on novel samples plus pseudo-replayed ones decoded by the VAE:
+    L_S = mean |S(x) - T(x)|,   x = [G(z) ; D(z')],  |D(z')| = |G(z)| / 8
+Memory generator: a VAE (``dfkd.replay.vae``) updated on the first ``vae_updates`` student steps of every
+iteration with L_VAE = |x_hat - x|_1 + |T(x_hat) - T(x)|_1 + 1e-5 KL on x = [G(z)[:B/2] ; D_old(z'')],
+where D_old(z'') (B/8 samples decoded from the VAE before the update, detached) is its self-replay, as in
+deep generative replay, so the VAE does not forget either. No synthetic sample is ever stored.
+
+Class-balanced memory sampling (optional, on in the official code): before decoding, the latents z' take
+one Adam step (from a fresh optimizer state, i.e. z' -= lr * g / (|g| + 1e-8)) on
+    5 * sum_k pbar_k log10 pbar_k + CE(T(D(z')), argmax) + mse(var(z'), 1) + mse(mean(z'), 0).
+
+Where we differ from the official code (on purpose): the adversarial JS term is scaled to matter (see
+``losses.bounded_js_divergence``); the student scores synthetic samples in eval mode; the VAE is ~25x
+smaller (``replay.vae``); the VAE's decoder ends in a linear layer instead of tanh+BN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..errors import DfkdError
+from ..replay.vae import ReplayVAE, vae_loss
+from .base import eval_mode
+from .replay import ReplayConfig, ReplayMethod
+
+
+@dataclass
+class PREDFKDConfig(ReplayConfig):
+    vae_latent_dim: int = 96
+    vae_width: int = 16
+    lr_vae: float = 5e-4  # PRE-DFKD code: lr_G / 40 (Adam) for encoder and decoder
+    vae_updates: int = 4  # PRE-DFKD code: VAE updated on the first 4 of the 10 student steps
+    vae_novel_fraction: float = 0.5  # PRE-DFKD code: the VAE learns from the first B/2 novel samples
+    vae_self_replay_ratio: float = 0.125  # PRE-DFKD code: plus B/8 samples it decodes itself
+    w_vae_pixel: float = 1.0  # PRE-DFKD code
+    w_vae_teacher: float = 1.0  # PRE-DFKD code (L1 on teacher logits)
+    w_vae_kl: float = 1e-5  # PRE-DFKD code
+    replay_nudge: bool = True  # PRE-DFKD code: class-balanced memory sampling
+    lr_nudge: float = 0.02  # PRE-DFKD code: lr_G
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.vae_novel_fraction <= 1:
+            raise DfkdError(f"config 'vae_novel_fraction' must be in (0, 1], got {self.vae_novel_fraction}")
+        for key in ("vae_latent_dim", "vae_width"):
+            if getattr(self, key) <= 0:
+                raise DfkdError(f"config '{key}' must be positive, got {getattr(self, key)}")
+        for key in ("lr_vae", "vae_updates", "vae_self_replay_ratio", "w_vae_pixel", "w_vae_teacher", "w_vae_kl",
+                    "lr_nudge"):
+            if not getattr(self, key) >= 0:
+                raise DfkdError(f"config '{key}' must be non-negative, got {getattr(self, key)}")
+
+
+class PREDFKD(ReplayMethod):
+    name = "pre-dfkd"
+    Config = PREDFKDConfig
+    paper = "Binici et al., Robust and Resource-Efficient DFKD by Generative Pseudo Replay, AAAI 2022"
+
+    def __init__(self, teacher, student, info, cfg: PREDFKDConfig) -> None:
+        super().__init__(teacher, student, info, cfg)
+        self.vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(
+            memory_format=self.memory_format).train()
+        self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
+
+    def modules(self):
+        return {**super().modules(), "vae": self.vae}
+
+    def optimizers(self):
+        return {**super().optimizers(), "vae": self.opt_vae}
+
+    def replay_memory_bytes(self) -> int:
+        return self.vae.nbytes()
+
+    def replay_optimizer_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for s in self.opt_vae.state.values() for t in s.values()
+                   if torch.is_tensor(t))
+
+    def _latents(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I), optionally nudged toward confident, class-balanced teacher outputs (module docstring)."""
+        c = self.cfg
+        z = torch.randn(n, c.vae_latent_dim)
+        if not c.replay_nudge or c.lr_nudge == 0:
+            return z
+        z.requires_grad_(True)
+        with eval_mode(self.vae), self.precision():
+            t = self.teacher(self.vae.decode(z)).float()
+        loss = (c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
+                + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim)) + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim)))
+        (g,) = torch.autograd.grad(loss, z)  # grads for z only: nothing accumulates in the VAE or teacher
+        return (z - c.lr_nudge * g / (g.abs() + 1e-8)).detach()
+
+    @torch.no_grad()
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        with eval_mode(self.vae), self.precision():
+            return self.vae.decode(z)
+
+    def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
+        return self._decode(self._latents(n))
+
+    def sample_replay(self, n: int) -> torch.Tensor:
+        """n replay samples as the student sees them (fp32), for plots and progress signals."""
+        return self._decode(self._latents(n)).float()
+
+    def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        if step >= c.vae_updates:
+            return {}
+        x = x_novel[: max(1, int(c.batch_size * c.vae_novel_fraction))]
+        n_self = int(round(c.batch_size * c.vae_self_replay_ratio))
+        if n_self > 0 and not (it == 0 and step == 0):  # self-replay once the VAE has learned anything
+            x = torch.cat([x, self._decode(self._latents(n_self)).to(x.dtype)])
+        with torch.no_grad(), self.precision():
+            t_x = self.teacher(x)
+        with self.precision():
+            x_hat, mu, logvar = self.vae(x)
+            t_hat = self.teacher(x_hat)  # the teacher is frozen: gradients reach the VAE only
+        terms = vae_loss(x.float(), x_hat.float(), t_x.float(), t_hat.float(), mu.float(), logvar.float(),
+                         c.w_vae_pixel, c.w_vae_teacher, c.w_vae_kl)
+        self.opt_vae.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.opt_vae.step()
+        return {"vae_loss": terms["loss"].detach(), "vae_pixel": terms["vae_pixel"].detach(),
+                "vae_teacher": terms["vae_teacher"].detach()}

@@ -1,0 +1,76 @@
+"""PRE-DFKD's memory generator: a small VAE that learns the distribution of all synthetic samples seen so
+far (Binici et al., AAAI 2022, Sec. 4.2), so replay needs no stored sample.
+
+Encoder E: conv3x3/2 C->w, conv3x3/2 w->2w, conv3x3/2 2w->2w (BN + LeakyReLU(0.2) each), average-pooled
+to 4x4, Linear -> (mu, log sigma^2) of size L. Decoder D: the DAFL generator body of width w with a linear
+output layer (no tanh/BN: it must reproduce the novel generator's standardised samples exactly).
+
+Default size (w = 16, L = 96) at 1x32x32: ~0.33M parameters = ~1.3 MB in fp32, inside the paper's claimed
+2.1 MB; the official code's VAE is ~49 MiB. ``ReplayVAE.nbytes()`` is what ``replay_memory_bytes`` reports.
+
+Objective, customised for synthetic data (a reconstruction must keep the teacher's response, because
+synthetic samples lose their teacher label under tiny pixel changes):
+    L_VAE = w_pix * mean |x_hat - x| + w_T * mean |T(x_hat) - T(x)| + w_KL * mean_b KL(q(z|x) || N(0, I))
+    KL = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2),   (w_pix, w_T, w_KL) = (1, 1, 1e-5) as the code.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models.generator import DCGANGenerator
+
+
+class Encoder(nn.Module):
+    def __init__(self, in_shape: tuple[int, int, int], latent_dim: int, width: int) -> None:
+        super().__init__()
+        c = in_shape[0]
+
+        def down(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+
+        self.body = nn.Sequential(*down(c, width), *down(width, 2 * width), *down(2 * width, 2 * width),
+                                  nn.AdaptiveAvgPool2d(4), nn.Flatten())  # (B, 2w*16)
+        self.head = nn.Linear(2 * width * 16, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=1)  # (B, L) each
+        return mu, logvar.clamp(-30.0, 20.0)  # keeps exp(logvar) finite early in training
+
+
+class ReplayVAE(nn.Module):
+    def __init__(self, in_shape: tuple[int, int, int], latent_dim: int = 96, width: int = 16) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = Encoder(in_shape, latent_dim, width)
+        self.decoder = DCGANGenerator(latent_dim, in_shape, width, output="linear")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction (B, C, H, W), mu and logvar (B, L), with the reparameterisation trick."""
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.decoder(z), mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def nbytes(self) -> int:
+        """Bytes of everything the VAE keeps: parameters and buffers (BN running statistics)."""
+        tensors = list(self.parameters()) + list(self.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """mean_b KL(N(mu_b, sigma_b^2) || N(0, I)) = mean_b -1/2 sum_j (1 + logvar - mu^2 - exp(logvar))."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+
+
+def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, t_x: torch.Tensor, t_x_hat: torch.Tensor, mu: torch.Tensor,
+             logvar: torch.Tensor, w_pixel: float = 1.0, w_teacher: float = 1.0,
+             w_kl: float = 1e-5) -> dict[str, torch.Tensor]:
+    """The PRE-DFKD VAE objective (module docstring); returns its terms and their weighted sum ``loss``."""
+    pixel = (x_hat - x).abs().mean()
+    teacher = (t_x_hat - t_x).abs().mean()
+    kl = kl_to_standard_normal(mu, logvar)
+    return {"vae_pixel": pixel, "vae_teacher": teacher, "vae_kl": kl,
+            "loss": w_pixel * pixel + w_teacher * teacher + w_kl * kl}
