@@ -24,7 +24,7 @@ from ..data import ImageDataset
 from ..data.info import DatasetInfo
 from ..errors import DfkdError
 from ..evaluate import accuracy
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write, atomic_write_text
 from ..methods import DistillConfig, Method, get_method
 from ..methods.base import eval_mode
 from ..metrics_log import MetricsLog
@@ -32,6 +32,20 @@ from ..models import count_parameters, create_model
 from ..progress import Progress
 from ..teacher import seed_everything
 from .robustness import robustness_summary
+
+
+def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64) -> None:
+    """A few final synthetic (and replayed) samples as uint8 images, for ``dfkd plot``."""
+    def to_uint8(x: torch.Tensor) -> torch.Tensor:
+        return (info.denormalize(x.float()) * 255).round().to(torch.uint8).contiguous()
+
+    with torch.no_grad():
+        grids = {"novel": to_uint8(method.sample_novel(n))}
+        if hasattr(method, "sample_replay"):
+            replay = method.sample_replay(n)
+            if replay.shape[0]:
+                grids["replay"] = to_uint8(replay)
+    atomic_write(path, lambda tmp: torch.save(grids, tmp))
 
 
 @dataclass
@@ -192,6 +206,7 @@ def distill(
                                       config={"method": method_cls.name, **to_plain(cfg)}, metrics=summary),
                         out / "student.pt")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        save_sample_grid(m, info, out / "samples.pt")
     return DistillResult(student, summary, m, out)
 
 

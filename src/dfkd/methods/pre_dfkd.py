@@ -91,11 +91,12 @@ class PREDFKD(ReplayMethod):
         if not c.replay_nudge or c.lr_nudge == 0:
             return z
         z.requires_grad_(True)
-        with eval_mode(self.vae), self.precision():
+        with torch.enable_grad(), eval_mode(self.vae), self.precision():  # callable from no_grad code too
             t = self.teacher(self.vae.decode(z)).float()
-        loss = (c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
-                + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim)) + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim)))
-        (g,) = torch.autograd.grad(loss, z)  # grads for z only: nothing accumulates in the VAE or teacher
+            loss = (c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
+                    + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim))
+                    + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim)))
+            (g,) = torch.autograd.grad(loss, z)  # grads for z only: nothing accumulates in the VAE or teacher
         return (z - c.lr_nudge * g / (g.abs() + 1e-8)).detach()
 
     @torch.no_grad()

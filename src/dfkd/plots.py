@@ -1,0 +1,116 @@
+"""Figures read from run directories (``metrics.jsonl``, ``summary.json``, ``samples.pt``), never from the loop.
+
+- ``accuracy.png``: test accuracy over iterations; runs of one method (several seeds) as a mean line with a
+  min-max band;
+- ``samples-<run>.png``: a grid of novel synthetic samples, and for replay methods the replayed samples
+  next to them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DfkdError
+from .metrics_log import read_metrics
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def load_run(run_dir: str | os.PathLike) -> dict:
+    d = Path(run_dir)
+    if not (d / "metrics.jsonl").exists():
+        raise DfkdError(f"'{d}' is not a distillation run (no metrics.jsonl)")
+    rows = read_metrics(d / "metrics.jsonl")
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else {}
+    teacher = next((r["test_acc"] for r in rows if r.get("kind") == "teacher"), summary.get("teacher_acc"))
+    method = summary.get("method")
+    if method is None and (d / "config.yaml").exists():
+        import yaml
+
+        method = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("method")
+    return {"dir": d, "method": method or d.name, "iterations": [r["iteration"] for r in evals],
+            "acc": [r["test_acc"] for r in evals], "teacher_acc": teacher, "summary": summary}
+
+
+def plot_accuracy(runs: list[dict], path: Path, title: str = "") -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r["acc"]:
+            groups[r["method"]].append(r)
+    for method, members in sorted(groups.items()):
+        n = min(len(r["acc"]) for r in members)  # align seeds on their common evaluations
+        its = np.asarray(members[0]["iterations"][:n])
+        curves = np.asarray([r["acc"][:n] for r in members])
+        mean = curves.mean(0)
+        (line,) = ax.plot(its, mean, label=f"{method} (n={len(members)})", lw=1.8)
+        if len(members) > 1:
+            ax.fill_between(its, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.2, lw=0)
+    teachers = [r["teacher_acc"] for r in runs if r["teacher_acc"] is not None]
+    if teachers:
+        ax.axhline(float(np.mean(teachers)), color="k", ls="--", lw=1, label="teacher")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("student test accuracy (%)")
+    ax.set_title(title or "data-free distillation: accuracy during training (reporting only)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _grid(images: torch.Tensor, cols: int = 8) -> np.ndarray:
+    """uint8 (N, C, H, W) -> one (rows*H, cols*W[, C]) image with 1-pixel gaps."""
+    n, c, h, w = images.shape
+    rows = (n + cols - 1) // cols
+    canvas = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1, c), 255, dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        canvas[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = images[i].permute(1, 2, 0).numpy()
+    return canvas[..., 0] if c == 1 else canvas
+
+
+def plot_samples(run: dict, path: Path) -> Path | None:
+    samples_file = run["dir"] / "samples.pt"
+    if not samples_file.exists():
+        return None
+    grids = torch.load(samples_file, weights_only=True)
+    plt = _pyplot()
+    panels = [(k, grids[k]) for k in ("novel", "replay") if k in grids]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
+    for ax, (name, imgs) in zip(axes[0], panels):
+        ax.imshow(_grid(imgs), cmap="gray" if imgs.shape[1] == 1 else None, vmin=0, vmax=255)
+        ax.set_title({"novel": "novel (generator)", "replay": "replayed (memory)"}[name], fontsize=10)
+        ax.axis("off")
+    fig.suptitle(f"{run['method']}: {run['dir'].name}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, title: str = "") -> list[Path]:
+    runs = [load_run(d) for d in run_dirs]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [plot_accuracy(runs, out / "accuracy.png", title)]
+    for r in runs:
+        p = plot_samples(r, out / f"samples-{r['dir'].name}.png")
+        if p is not None:
+            written.append(p)
+    return written

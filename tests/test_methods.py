@@ -1,0 +1,153 @@
+"""Registry-driven method tests: every method runs two iterations on tiny networks, stays finite and
+round-trips its state; plus the replay-specific guarantees of PRE-DFKD and MB-DFKD."""
+import io
+
+import pytest
+import torch
+
+from dfkd import create_model, load_model
+from dfkd.data import dataset_info
+from dfkd.engine import distill
+from dfkd.engine.loop import resolve_config
+from dfkd.methods import get_method, list_methods
+from dfkd.replay import MemoryBank, ReplayVAE
+
+INFO = dataset_info("digits")
+TINY = {"iterations": 2, "batch_size": 16, "student_steps": 2, "generator_width": 4, "latent_dim": 8,
+        "eval_every": 1, "log_every": 1, "bf16": False, "channels_last": False}
+TINY_EXTRA = {"pre-dfkd": {"vae_width": 4, "vae_latent_dim": 8, "vae_updates": 2},
+              "mb-dfkd": {"memory_batches": 2, "memory_batch_size": 4, "push_every": 1}}
+
+
+def tiny_config(name, **kw):
+    return {**TINY, **TINY_EXTRA.get(name, {}), **kw}
+
+
+def nets(seed=0):
+    torch.manual_seed(seed)
+    kw = {"num_classes": 10, "in_channels": 1, "input_size": 32}
+    return create_model("lenet5-half", **kw), create_model("lenet5-half", **kw)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_two_iterations_finite_and_checkpoint_roundtrip(name, tmp_path):
+    teacher, student = nets()
+    result = distill(teacher, student, name, tiny_config(name), info=INFO, out_dir=tmp_path, progress=False,
+                     student_arch="lenet5-half")
+    rows = [l for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and "NaN" not in "".join(rows)
+    assert "s_loss" in rows[-1]
+    # The method's full state round-trips through a weights_only checkpoint.
+    method = result.method
+    buf = io.BytesIO()
+    torch.save(method.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    t2, s2 = nets(seed=1)
+    other = get_method(name)(t2, s2, INFO, resolve_config(get_method(name), tiny_config(name)))
+    other.load_state_dict(state)
+    for key, module in method.modules().items():
+        for (k, a), (_, b) in zip(module.state_dict().items(), other.modules()[key].state_dict().items()):
+            assert torch.equal(a, b), (key, k)
+    # student.pt carries metadata and reloads to the same function.
+    loaded, info, payload = load_model(tmp_path / "student.pt")
+    x = torch.randn(3, 1, 32, 32)
+    assert info == INFO and payload["role"] == "student" and payload["config"]["method"] == name
+    assert torch.allclose(loaded(x), result.student(x))
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_teacher_stays_frozen_and_untouched(name):
+    teacher, student = nets()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    distill(teacher, student, name, tiny_config(name), info=INFO, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_student_in_eval_mode_while_scoring_for_generator():
+    # A student with BatchNorm: its running statistics must only move during student steps.
+    teacher = create_model("lenet5-half", num_classes=10, in_channels=1)
+    student = create_model("cnn-bn", num_classes=10, in_channels=1, width=4)
+    method = get_method("dfad")(teacher, student, INFO, resolve_config(get_method("dfad"), tiny_config("dfad")))
+    bn = next(m for m in student.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    method.generator_step()
+    assert torch.equal(bn.running_mean, before)
+    assert all(p.grad is None for p in student.parameters())  # nothing computed for the student's weights
+    assert student.training  # restored
+    method.student_step(method.synthesize(16))
+    assert not torch.equal(bn.running_mean, before)
+
+
+def test_pre_dfkd_keeps_no_synthetic_sample_between_iterations():
+    teacher, student = nets()
+    cls = get_method("pre-dfkd")
+    method = cls(teacher, student, INFO, resolve_config(cls, tiny_config("pre-dfkd")))
+    allowed = {id(t) for m in method.modules().values() for t in list(m.parameters()) + list(m.buffers())}
+    allowed |= {id(t) for o in method.optimizers().values() for s in o.state.values() for t in s.values()
+                if torch.is_tensor(t)}
+    vae_before = {k: v.clone() for k, v in method.vae.state_dict().items()}
+    method.iteration(0)
+    method.iteration(1)
+    allowed |= {id(t) for o in method.optimizers().values() for s in o.state.values() for t in s.values()
+                if torch.is_tensor(t)}
+    allowed |= {id(t) for m in method.modules().values() for t in list(m.parameters()) + list(m.buffers())}
+
+    def tensors(obj, depth=0):
+        if torch.is_tensor(obj):
+            yield obj
+        elif depth < 3 and isinstance(obj, (list, tuple, set)):
+            for o in obj:
+                yield from tensors(o, depth + 1)
+        elif depth < 3 and isinstance(obj, dict):
+            for o in obj.values():
+                yield from tensors(o, depth + 1)
+
+    stray = [tuple(t.shape) for t in tensors(vars(method)) if id(t) not in allowed]
+    assert not stray, f"tensors kept on the method between iterations: {stray}"
+    assert method.replay_memory_bytes() == method.vae.nbytes()
+    assert any(not torch.equal(vae_before[k], v) for k, v in method.vae.state_dict().items())  # the VAE learned
+
+
+def test_replay_memory_bytes_match_tensor_sizes():
+    vae = ReplayVAE((3, 32, 32))
+    expected = sum(p.numel() * 4 for p in vae.parameters()) + sum(b.numel() * b.element_size() for b in vae.buffers())
+    assert vae.nbytes() == expected
+    for shape in [(1, 32, 32), (3, 32, 32)]:
+        assert ReplayVAE(shape).nbytes() <= 2 * 10**6  # the paper's claim: about 2 MB of replay memory
+    bank = MemoryBank(1280, (1, 32, 32))
+    assert bank.nbytes() == 1280 * 32 * 32 * 4 + 2 * 8
+
+
+def test_memory_bank_is_a_ring_buffer():
+    bank = MemoryBank(4, (1,))
+    assert bank.sample(3).shape == (0, 1)
+    bank.push(torch.tensor([[1.0], [2.0], [3.0]]))
+    assert len(bank) == 3
+    bank.push(torch.tensor([[4.0], [5.0]]))  # overwrites the oldest (1.0)
+    assert len(bank) == 4 and sorted(bank.samples.flatten().tolist()) == [2.0, 3.0, 4.0, 5.0]
+    assert set(bank.sample(50).flatten().tolist()) <= {2.0, 3.0, 4.0, 5.0}
+    state = bank.state_dict()
+    other = MemoryBank(4, (1,))
+    other.load_state_dict(state)
+    assert torch.equal(other.samples, bank.samples) and int(other.head) == int(bank.head)
+
+
+def test_mismatched_student_is_a_clear_error():
+    from dfkd import DfkdError
+    teacher = create_model("lenet5-half", num_classes=10, in_channels=1)
+    student = create_model("lenet5-half", num_classes=7, in_channels=1)
+    with pytest.raises(DfkdError, match="student predicts 7 classes but the teacher predicts 10"):
+        distill(teacher, student, "dfad", tiny_config("dfad"), info=INFO, progress=False)
+    student3 = create_model("lenet5-half", num_classes=10, in_channels=3)
+    with pytest.raises(DfkdError, match="does not accept inputs of shape"):
+        distill(teacher, student3, "dfad", tiny_config("dfad"), info=INFO, progress=False)
+
+
+@pytest.mark.parametrize("key,value", [("batch_size", 0), ("iterations", -1), ("lr_student", -0.1),
+                                       ("student_loss", "mse")])
+def test_invalid_config_values(key, value):
+    from dfkd import DfkdError
+    with pytest.raises(DfkdError, match=key):
+        resolve_config(get_method("pre-dfkd"), {key: value})
