@@ -98,7 +98,8 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     aug = _augmentation(cfg, info.name)
     gen = torch.Generator().manual_seed(cfg.seed)
     n = data.train_images.shape[0]
-    steps_per_epoch = max(1, n // cfg.batch_size)  # drop_last: every step has a full batch (BN-friendly)
+    drop_last = n >= cfg.batch_size  # full batches only (BN-friendly), unless the data set is smaller than one
+    steps_per_epoch = n // cfg.batch_size if drop_last else 1
     total = steps_per_epoch * cfg.epochs
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -120,7 +121,7 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
             correct = torch.zeros((), dtype=torch.long)
             seen = 0
             for xb, yb in iterate_batches(data.train_images, data.train_labels, cfg.batch_size, shuffle=True,
-                                          generator=gen, drop_last=True):
+                                          generator=gen, drop_last=drop_last):
                 set_lr(opt, cosine_lr(step, total, cfg.lr, warmup))
                 x = info.normalize(augment_batch(xb, aug, gen)).contiguous(memory_format=memory_format)
                 with precision_context(cfg.bf16):

@@ -8,10 +8,10 @@ import argparse
 import sys
 
 from ..errors import DfkdError
-from . import demo, distill_cmd, listing, plot_cmd, teacher_cmds
+from . import bench_cmd, demo, distill_cmd, listing, plot_cmd, teacher_cmds
 
 # Each module contributes subcommands via add_parsers(subparsers); handlers are set with set_defaults(run=...).
-COMMAND_MODULES = [teacher_cmds, distill_cmd, plot_cmd, listing, demo]
+COMMAND_MODULES = [teacher_cmds, distill_cmd, plot_cmd, bench_cmd, listing, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,105 @@
+"""``run_suite``: teacher (trained once, then reused), every (method, seed) run, results and figures.
+
+Layout of a suite directory:
+    teacher/teacher.pt, teacher/metrics.jsonl      the suite's teacher (reused when present)
+    <method>-s<seed>/                               one distillation run each (skipped when finished)
+    results.json, table.md, accuracy.png, samples-*.png
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data import load_dataset
+from ..engine import distill
+from ..io_utils import atomic_write_text
+from ..methods import get_method
+from ..models import create_model
+from ..teacher import recipe, train_teacher
+from .suites import Suite
+from .table import aggregate, markdown_table
+
+
+def _finished(run_dir: Path, cfg: dict[str, Any]) -> dict | None:
+    """The summary of a finished run made with the same settings, else None (it must be (re)done)."""
+    f, c = run_dir / "summary.json", run_dir / "config.yaml"
+    if not (f.exists() and c.exists()):
+        return None
+    import yaml
+
+    saved = (yaml.safe_load(c.read_text()) or {}).get("config", {})
+    if any(saved.get(k) != (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()):
+        return None
+    return json.loads(f.read_text())
+
+
+def ensure_teacher(suite: Suite, out: Path, data, progress: bool, log: Callable[[str], None]) -> Path:
+    path = out / "teacher" / "teacher.pt"
+    if path.exists():
+        return path
+    info = data.info
+    kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
+    model = create_model(suite.teacher_arch, **kwargs)
+    cfg = recipe(suite.dataset, **suite.teacher_overrides)
+    log(f"training the {suite.teacher_arch} teacher on {suite.dataset} ({cfg.epochs} epochs) ...")
+    metrics = train_teacher(model, data, cfg, arch=suite.teacher_arch, arch_kwargs=kwargs, out_dir=path.parent,
+                            progress=progress)
+    log(f"teacher test accuracy {metrics['test_acc']:.2f}%")
+    return path
+
+
+def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | None = None,
+              seeds: list[int] | None = None, iterations: int | None = None, force: bool = False,
+              progress: bool = True, data_dir: str | os.PathLike | None = None,
+              log: Callable[[str], None] = print, plots: bool = True,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    methods = list(methods or suite.methods)
+    seeds = list(seeds if seeds is not None else suite.seeds)
+    for m in methods:
+        get_method(m)  # unknown names fail before any work
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(suite.dataset, data_dir)
+    teacher = ensure_teacher(suite, out, data, progress, log)
+    summaries, run_dirs = [], []
+    total = len(methods) * len(seeds)
+    for i, (method, seed) in enumerate([(m, s) for m in methods for s in seeds], 1):
+        cfg = {**suite.method_overrides(method, iterations), **(overrides or {}), "seed": seed}
+        run_dir = out / f"{method}-s{seed}"
+        done = None if force else _finished(run_dir, cfg)
+        if done is not None:
+            log(f"[{i}/{total}] {method} seed {seed}: finished earlier (final {done['final']:.2f}%), skipped")
+        else:
+            for stale in ("metrics.jsonl", "summary.json", "student.pt", "samples.pt", "config.yaml"):
+                if (run_dir / stale).exists():
+                    (run_dir / stale).unlink()
+            log(f"[{i}/{total}] {method} seed {seed}: {cfg['iterations']} iterations ...")
+            t0 = time.perf_counter()
+            done = distill(teacher, suite.student_arch, method, cfg, eval_data=data, out_dir=run_dir,
+                           progress=progress, extra_config={"suite": suite.name}).summary
+            log(f"[{i}/{total}] {method} seed {seed}: final {done['final']:.2f}%, mu {done['mu']:.2f} "
+                f"({time.perf_counter() - t0:.0f} s)")
+        summaries.append(done)
+        run_dirs.append(run_dir)
+    results = aggregate(summaries)
+    table = markdown_table(results, methods)
+    payload = {"suite": suite.name, "dataset": suite.dataset, "teacher_arch": suite.teacher_arch,
+               "student_arch": suite.student_arch, "methods": methods, "seeds": seeds,
+               "iterations": iterations or suite.config["iterations"], "results": results, "runs": summaries,
+               "configs": {m: {**suite.method_overrides(m, iterations), **(overrides or {})} for m in methods}}
+    atomic_write_text(out / "results.json", json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(out / "table.md", table + "\n")
+    figures = []
+    if plots:
+        from ..plots import plot_runs
+
+        figures = [str(p) for p in plot_runs(run_dirs, out, f"{suite.name}: {suite.teacher_arch} -> {suite.student_arch}")]
+    payload["table"] = table
+    payload["figures"] = figures
+    return payload
+
+
+__all__ = ["run_suite", "ensure_teacher"]

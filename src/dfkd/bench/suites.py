@@ -1,0 +1,101 @@
+"""Benchmark suites: a data set, a teacher recipe, a student, one shared distillation budget and the
+methods to compare. Every method of a suite gets the same budget (iterations, batch size, student steps,
+generator); only the science differs (its generator objective, student loss and replay). Budgets are
+sized for a 2-core CPU unless the suite's name says otherwise."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    dataset: str
+    teacher_arch: str
+    student_arch: str
+    description: str
+    config: dict[str, Any]  # distillation config shared by every method of the suite
+    method_config: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method overrides
+    teacher_overrides: dict[str, Any] = field(default_factory=dict)  # on top of the data set's recipe
+    methods: tuple[str, ...] = ("dafl", "dfad", "mb-dfkd", "pre-dfkd")
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def method_overrides(self, method: str, iterations: int | None = None) -> dict[str, Any]:
+        cfg = {**self.config, **self.method_config.get(method, {})}
+        if iterations is not None:
+            cfg["iterations"] = iterations
+            cfg["eval_every"] = max(1, min(cfg.get("eval_every", iterations), iterations // 4 or 1))
+        return cfg
+
+
+SUITES: Registry[Suite] = Registry("suite")
+
+# Budget shared by the CPU suites of small grey images (LeNet-5 -> LeNet-5-half): batch 256 novel samples,
+# 5 student steps per generator step, the DAFL generator at half width (conv widths 64/32) to fit the CPU.
+_SMALL = {"batch_size": 256, "student_steps": 5, "generator_width": 32, "latent_dim": 100}
+# Student optimiser per method, tuned with the same small grid for every method on the digits suite.
+_SMALL_METHODS = {
+    "dafl": {},
+    "dfad": {},
+    "noise": {},
+    "mb-dfkd": {"lr_student": 0.01},
+    "pre-dfkd": {"lr_student": 0.01},
+}
+
+
+def _register(suite: Suite) -> Suite:
+    SUITES.register(suite.name)(lambda: suite)
+    return suite
+
+
+_register(Suite(
+    name="digits", dataset="digits", teacher_arch="lenet5", student_arch="lenet5-half",
+    description="scikit-learn digits (bundled, 32x32), LeNet-5 -> LeNet-5-half; a few minutes on 2 CPU cores",
+    config={**_SMALL, "batch_size": 128, "iterations": 150, "eval_every": 15},
+    method_config=_SMALL_METHODS,
+    methods=("noise", "dafl", "dfad", "mb-dfkd", "pre-dfkd"),
+))
+
+_register(Suite(
+    name="fashion-mnist", dataset="fashion-mnist", teacher_arch="lenet5", student_arch="lenet5-half",
+    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; about 8 minutes per run on 2 CPU cores",
+    config={**_SMALL, "iterations": 600, "eval_every": 30},
+    method_config=_SMALL_METHODS,
+))
+
+_register(Suite(
+    name="cifar10-cpu", dataset="cifar10", teacher_arch="wrn-16-2", student_arch="wrn-16-1",
+    description="CIFAR-10, WRN-16-2 -> WRN-16-1, budget sized for about an hour per method on 2 CPU cores",
+    config={"batch_size": 256, "student_steps": 5, "generator_width": 64, "latent_dim": 256, "iterations": 1500,
+            "eval_every": 100, "lr_student": 0.1, "lr_generator": 1e-3},
+    method_config={"dafl": {"student_optimizer": "sgd", "lr_student": 0.1, "weight_decay": 5e-4}},
+    methods=("dfad", "pre-dfkd", "mb-dfkd", "dafl"),
+    seeds=(0,),
+))
+
+# The paper's settings (ResNet-34 -> ResNet-18, official iteration counts and batch sizes), for GPU users.
+_PAPER = {"batch_size": 1024, "student_steps": 10, "generator_width": 64, "latent_dim": 1000,
+          "iterations": 400 * 36, "eval_every": 36, "lr_student": 0.1, "lr_generator": 0.02,
+          "student_optimizer": "sgd", "weight_decay": 5e-4}
+_PAPER_METHODS = {"dfad": {"lr_generator": 1e-3}, "dafl": {"lr_generator": 0.2}}
+
+_register(Suite(
+    name="cifar10-paper", dataset="cifar10", teacher_arch="resnet34", student_arch="resnet18",
+    description="CIFAR-10 at the paper's scale (400 epochs x 36 iterations, batch 1024 + 128); needs a GPU",
+    config=_PAPER, method_config=_PAPER_METHODS, teacher_overrides={"epochs": 200},
+    methods=("dafl", "dfad", "mb-dfkd", "pre-dfkd"), seeds=(0,),
+))
+
+_register(Suite(
+    name="cifar100-paper", dataset="cifar100", teacher_arch="resnet34", student_arch="resnet18",
+    description="CIFAR-100 at the paper's scale (400 epochs x 36 iterations, batch 1024 + 128); needs a GPU",
+    config=_PAPER, method_config=_PAPER_METHODS, teacher_overrides={"epochs": 200},
+    methods=("dafl", "dfad", "mb-dfkd", "pre-dfkd"), seeds=(0,),
+))
+
+
+def get_suite(name: str) -> Suite:
+    return SUITES.create(name)

@@ -1,0 +1,54 @@
+"""Aggregation of finished runs into results (mean +- std over seeds) and a markdown table."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+KEYS = ("mu", "sigma2", "peak", "final", "max_drop")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return float("nan"), float("nan")
+    m = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return m, sd
+
+
+def aggregate(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per method: mean and std over seeds of the robustness metrics, plus memory and time."""
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for s in summaries:
+        by_method[s["method"]].append(s)
+    out = {}
+    for method, runs in by_method.items():
+        row: dict[str, Any] = {"seeds": sorted(r["seed"] for r in runs), "n": len(runs)}
+        for k in KEYS + ("wall_seconds", "teacher_acc"):
+            row[k], row[f"{k}_std"] = _mean_std([r.get(k) for r in runs])
+        row["replay_memory_bytes"] = max(r.get("replay_memory_bytes", 0) for r in runs)
+        row["replay_optimizer_bytes"] = max(r.get("replay_optimizer_bytes", 0) for r in runs)
+        row["iterations"] = runs[0].get("iterations")
+        out[method] = row
+    return out
+
+
+def _bytes(n: int) -> str:
+    if not n:
+        return "0"
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def markdown_table(results: dict[str, dict[str, Any]], order: list[str] | None = None) -> str:
+    head = ("| method | seeds | mu | sigma2 | peak | final | max_drop | replay memory | wall time / run | teacher |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines = [head]
+    for method in order or sorted(results):
+        if method not in results:
+            continue
+        r = results[method]
+        cells = [f"{r[k]:.2f} ± {r[k + '_std']:.2f}" for k in KEYS]
+        lines.append(f"| {method} | {r['n']} | " + " | ".join(cells) + f" | {_bytes(r['replay_memory_bytes'])} | "
+                     f"{r['wall_seconds']:.0f} ± {r['wall_seconds_std']:.0f} s | {r['teacher_acc']:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Each suite's definition runs end to end with a tiny budget; the results and table are checked for content."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from dfkd import create_model, model_payload, save_checkpoint
+from dfkd.bench import SUITES, get_suite, run_suite
+from dfkd.data import load_dataset
+
+from conftest import run_cli
+
+TINY = {"batch_size": 16, "student_steps": 2, "generator_width": 4, "latent_dim": 8}
+
+
+def test_digits_suite_tiny_budget_and_skip(tmp_path):
+    suite = get_suite("digits")
+    lines = []
+    result = run_suite(suite, tmp_path, methods=["noise", "pre-dfkd"], seeds=[0, 1], iterations=4, progress=False,
+                       log=lines.append, overrides=TINY)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["results"].keys() == {"noise", "pre-dfkd"}
+    assert saved["results"]["pre-dfkd"]["n"] == 2 and saved["results"]["pre-dfkd"]["seeds"] == [0, 1]
+    for run in saved["runs"]:
+        assert run["iterations"] == 4 and 0 <= run["final"] <= 100
+    assert saved["results"]["pre-dfkd"]["replay_memory_bytes"] > 0 and saved["results"]["noise"]["replay_memory_bytes"] == 0
+    table = (tmp_path / "table.md").read_text()
+    assert table.startswith("| method |") and "| pre-dfkd | 2 |" in table and "| noise | 2 |" in table
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "samples-pre-dfkd-s0.png").exists()
+    assert result["table"] == table.strip()
+    # Rerunning skips the finished runs and reuses the teacher.
+    lines.clear()
+    run_suite(suite, tmp_path, methods=["noise"], seeds=[0], iterations=4, progress=False, log=lines.append,
+              overrides=TINY)
+    assert any("skipped" in l for l in lines) and not any("teacher" in l for l in lines)
+
+
+def test_bench_cli_json(tmp_path):
+    r = run_cli("bench", "--suite", "digits", "--methods", "dfad", "--seeds", "3", "--iterations", "2", "--out",
+                str(tmp_path), "--json", "--quiet", *sum([["--set", f"{k}={v}"] for k, v in TINY.items()], []))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["suite"] == "digits" and out["results"]["dfad"]["seeds"] == [3]
+    assert out["results"]["dfad"]["teacher_acc"] > 90  # the suite's real digits teacher
+
+
+def test_bench_cli_unknown_suite_and_method(tmp_path):
+    r = run_cli("bench", "--suite", "imagenet", "--out", str(tmp_path))
+    assert r.returncode == 2 and "unknown suite 'imagenet'" in r.stderr
+    r = run_cli("bench", "--suite", "digits", "--methods", "magic", "--out", str(tmp_path))
+    assert r.returncode == 2 and "unknown method 'magic'" in r.stderr
+
+
+def write_fake_cifar(root, name, n_classes, rng):
+    """A tiny release in the official pickle format (the real files need a download)."""
+    if name == "cifar10":
+        d = root / "cifar-10-batches-py"
+        d.mkdir(parents=True)
+        for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (d / f).write_bytes(pickle.dumps({b"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8),
+                                              b"labels": list(rng.integers(0, n_classes, 4))}))
+    else:
+        d = root / "cifar-100-python"
+        d.mkdir(parents=True)
+        for f in ("train", "test"):
+            (d / f).write_bytes(pickle.dumps({b"data": rng.integers(0, 256, (8, 3072)).astype(np.uint8),
+                                              b"fine_labels": list(rng.integers(0, n_classes, 8))}))
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10-cpu", "cifar10-paper", "cifar100-paper"])
+def test_suites_start_and_run_on_cpu(name, tmp_path):
+    suite = get_suite(name)
+    n_classes = 100 if suite.dataset == "cifar100" else 10
+    if suite.dataset == "fashion-mnist":
+        from test_data import write_idx_set
+        write_idx_set(tmp_path / "data")
+    else:
+        write_fake_cifar(tmp_path / "data", suite.dataset, n_classes, np.random.default_rng(0))
+    data = load_dataset(suite.dataset, data_dir=tmp_path / "data", download=False)
+    # A pre-made (untrained) teacher of the suite's architecture: the suite reuses it instead of training one.
+    kw = {"num_classes": n_classes, "in_channels": data.info.in_channels, "input_size": 32}
+    teacher = create_model(suite.teacher_arch, **kw)
+    save_checkpoint(model_payload(teacher, suite.teacher_arch, kw, data.info), tmp_path / "out" / "teacher" / "teacher.pt")
+    result = run_suite(suite, tmp_path / "out", methods=["pre-dfkd"], seeds=[0], iterations=1, progress=False,
+                       data_dir=tmp_path / "data", log=lambda m: None, plots=False,
+                       overrides={"batch_size": 4, "student_steps": 1, "vae_updates": 1})
+    run = result["runs"][0]
+    assert run["iterations"] == 1 and run["student_params"] > 1e4
+    # The suite's own paper-scale settings are kept apart from the test's overrides.
+    cfg = result["configs"]["pre-dfkd"]
+    assert cfg["batch_size"] == 4
+    if name.endswith("paper"):
+        assert suite.config["batch_size"] == 1024 and suite.config["iterations"] == 400 * 36
+
+
+def test_every_suite_is_tested():
+    assert set(SUITES.names()) == {"digits", "fashion-mnist", "cifar10-cpu", "cifar10-paper", "cifar100-paper"}
