@@ -14,7 +14,13 @@ from conftest import run_cli
 TINY = {"batch_size": 16, "student_steps": 2, "generator_width": 4, "latent_dim": 8}
 
 
-def test_digits_suite_tiny_budget_and_skip(tmp_path):
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench-digits")
+
+
+def test_digits_suite_tiny_budget_and_skip(digits_dir):
+    tmp_path = digits_dir
     suite = get_suite("digits")
     lines = []
     result = run_suite(suite, tmp_path, methods=["noise", "pre-dfkd"], seeds=[0, 1], iterations=4, progress=False,
@@ -36,9 +42,10 @@ def test_digits_suite_tiny_budget_and_skip(tmp_path):
     assert any("skipped" in l for l in lines) and not any("teacher" in l for l in lines)
 
 
-def test_bench_cli_json(tmp_path):
+def test_bench_cli_json(digits_dir):
+    # Reuses the suite directory (and so the teacher) of the test above.
     r = run_cli("bench", "--suite", "digits", "--methods", "dfad", "--seeds", "3", "--iterations", "2", "--out",
-                str(tmp_path), "--json", "--quiet", *sum([["--set", f"{k}={v}"] for k, v in TINY.items()], []))
+                str(digits_dir), "--json", "--quiet", *sum([["--set", f"{k}={v}"] for k, v in TINY.items()], []))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["suite"] == "digits" and out["results"]["dfad"]["seeds"] == [3]
