@@ -111,3 +111,47 @@ def test_error_class_count_mismatch(digits_teacher, tmp_path):
     write_tree(tmp_path / "tree", classes=("a", "b", "c"), size=(32, 32), mode="L")
     r = run_cli("eval", str(digits_teacher / "teacher.pt"), "--dataset", f"imagefolder:{tmp_path / 'tree'}")
     assert_clear_error(r, "predicts 10 classes", "has 3")
+
+
+TINY_SET = ["--set", "batch_size=16", "--set", "student_steps=1", "--set", "generator_width=4",
+            "--set", "latent_dim=8", "--set", "bf16=false", "--set", "channels_last=false"]
+
+
+def test_distill_cli_outputs_and_config_precedence(digits_teacher, tmp_path):
+    (tmp_path / "c.yaml").write_text("iterations: 50\nlr_student: 0.05\nbatch_size: 8\n")
+    out = tmp_path / "run"
+    r = run_cli("distill", "--teacher", str(digits_teacher / "teacher.pt"), "--student", "lenet5-half",
+                "--method", "dfad", "--eval-dataset", "digits", "--out", str(out), "--iterations", "3",
+                "--eval-every", "1", "--config", str(tmp_path / "c.yaml"), *TINY_SET, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert {"student.pt", "metrics.jsonl", "summary.json", "config.yaml"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("mu", "sigma2", "peak", "final", "max_drop", "teacher_acc", "iterations", "wall_seconds",
+                "student_params", "replay_memory_bytes"):
+        assert key in summary
+    assert summary["iterations"] == 3 and summary["evaluations"] == 3  # the flag beats the file
+    import yaml
+    cfg = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    assert cfg["lr_student"] == 0.05 and cfg["batch_size"] == 16  # file < --set
+    evals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
+    assert [e["iteration"] for e in evals] == [1, 2, 3]
+    assert summary["final"] == evals[-1]["test_acc"]
+    # A second run into the same directory is refused and leaves the first intact.
+    before = (out / "student.pt").read_bytes()
+    r = run_cli("distill", "--teacher", str(digits_teacher / "teacher.pt"), "--student", "lenet5-half",
+                "--method", "dfad", "--out", str(out), "--iterations", "1", *TINY_SET)
+    assert_clear_error(r, "already holds a run", "--overwrite")
+    assert (out / "student.pt").read_bytes() == before
+
+
+def test_distill_cli_errors(digits_teacher, tmp_path):
+    t = str(digits_teacher / "teacher.pt")
+    assert_clear_error(run_cli("distill", "--teacher", t, "--student", "lenet5-half", "--method", "magic",
+                               "--out", str(tmp_path / "a")), "unknown method 'magic'")
+    assert_clear_error(run_cli("distill", "--teacher", t, "--student", "lenet5-half", "--set", "lr_studnet=1",
+                               "--out", str(tmp_path / "b")), "unknown 'pre-dfkd' config key 'lr_studnet'")
+    assert_clear_error(run_cli("distill", "--teacher", t, "--student", "lenet5-half", "--set", "batch_size=-4",
+                               "--out", str(tmp_path / "c")), "batch_size", "positive")
+    assert_clear_error(run_cli("distill", "--teacher", t, "--student", "lenet5-half", "--set", "lr_student=-1",
+                               "--out", str(tmp_path / "d")), "lr_student", "non-negative")
+    assert not (tmp_path / "b").exists()  # nothing written for a refused config

@@ -5,6 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
+from ..data.info import DatasetInfo
 from ..errors import DfkdError
 
 
@@ -49,3 +50,12 @@ def prepare_out_dir(out: str | os.PathLike, marker: str, overwrite: bool) -> Pat
     except OSError as exc:
         raise DfkdError(f"output directory '{path}' is not writable ({exc.strerror or exc})") from None
     return path
+
+
+def check_compatible(ckpt_info: DatasetInfo, data_info: DatasetInfo, what: str) -> None:
+    if ckpt_info.num_classes != data_info.num_classes:
+        raise DfkdError(f"{what} predicts {ckpt_info.num_classes} classes but data set '{data_info.name}' has "
+                        f"{data_info.num_classes}")
+    if ckpt_info.input_shape != data_info.input_shape:
+        raise DfkdError(f"{what} takes inputs {ckpt_info.input_shape} but data set '{data_info.name}' has "
+                        f"{data_info.input_shape}")

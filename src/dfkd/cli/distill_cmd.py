@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..config import parse_set_options, read_yaml
 from ..data import load_dataset
-from .common import add_data_dir, positive_int, prepare_out_dir
+from .common import add_data_dir, check_compatible, positive_int, prepare_out_dir
 
 
 def add_distill_options(p: argparse.ArgumentParser) -> None:
@@ -52,7 +52,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run_distill(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
-    from ..cli.teacher_cmds import _check_compatible
     from ..engine import distill
     from ..engine.loop import resolve_config
     from ..methods import get_method
@@ -63,7 +62,7 @@ def run_distill(args: argparse.Namespace) -> int:
     data = None
     if args.eval_dataset:
         data = load_dataset(args.eval_dataset, args.data_dir, download=not args.no_download)
-        _check_compatible(info, data.info, f"teacher '{args.teacher}'")
+        check_compatible(info, data.info, f"teacher '{args.teacher}'")
     out = prepare_out_dir(args.out or Path("runs") / f"{args.method}-{args.student}-s{cfg.seed}", "config.yaml",
                           args.overwrite)
     for stale in ("metrics.jsonl", "summary.json", "student.pt"):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from ..checkpoint import load_model, save_checkpoint
 from ..config import parse_set_options, to_plain, write_yaml
-from ..data import DatasetInfo, dataset_info, load_dataset
+from ..data import dataset_info, load_dataset
 from ..errors import DfkdError
 from ..evaluate import accuracy
 from ..models import count_parameters, create_model
 from ..teacher import recipe, train_teacher
-from .common import add_data_dir, positive_int, non_negative_float, prepare_out_dir
+from .common import add_data_dir, check_compatible, non_negative_float, positive_int, prepare_out_dir
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -84,21 +84,12 @@ def run_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_compatible(ckpt_info: DatasetInfo, data_info: DatasetInfo, what: str) -> None:
-    if ckpt_info.num_classes != data_info.num_classes:
-        raise DfkdError(f"{what} predicts {ckpt_info.num_classes} classes but data set '{data_info.name}' has "
-                        f"{data_info.num_classes}")
-    if ckpt_info.input_shape != data_info.input_shape:
-        raise DfkdError(f"{what} takes inputs {ckpt_info.input_shape} but data set '{data_info.name}' has "
-                        f"{data_info.input_shape}")
-
-
 def run_eval(args: argparse.Namespace) -> int:
     arch_info = dataset_info(args.dataset, args.data_dir) if (args.arch and args.dataset) else None
     model, info, payload = load_model(args.checkpoint, arch=args.arch, info=arch_info)
     name = args.dataset or info.name
     data = load_dataset(name, args.data_dir, download=not args.no_download)
-    _check_compatible(info, data.info, f"checkpoint '{args.checkpoint}'")
+    check_compatible(info, data.info, f"checkpoint '{args.checkpoint}'")
     # Feed the model in the space it was trained in: the checkpoint's normalisation, not the data set's.
     result = accuracy(model, data.test_images, data.test_labels, info, args.batch_size, per_class=args.per_class)
     result.update(checkpoint=str(args.checkpoint), dataset=name, arch=payload["arch"]["name"])
