@@ -30,6 +30,18 @@ from ..models.generator import create_generator
 from ..schedules import cosine_lr, set_lr
 
 
+def require_positive(cfg: object, *keys: str) -> None:
+    for key in keys:
+        if not getattr(cfg, key) > 0:
+            raise DfkdError(f"config '{key}' must be positive, got {getattr(cfg, key)}")
+
+
+def require_non_negative(cfg: object, *keys: str) -> None:
+    for key in keys:
+        if not getattr(cfg, key) >= 0:  # also rejects NaN
+            raise DfkdError(f"config '{key}' must be non-negative, got {getattr(cfg, key)}")
+
+
 @dataclass
 class DistillConfig:
     """Settings every method shares. Defaults are overridden per method (with their source) and per suite."""
@@ -69,18 +81,11 @@ class DistillConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
-                    "generator_width"):
-            if getattr(self, key) <= 0:
-                raise DfkdError(f"config '{key}' must be positive, got {getattr(self, key)}")
-        for key in ("student_steps", "generator_steps", "warmup_iterations", "checkpoint_every"):
-            if getattr(self, key) < 0:
-                raise DfkdError(f"config '{key}' must be non-negative, got {getattr(self, key)}")
-        for key in ("lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
-                    "w_activation", "w_adversarial", "kd_temperature", "js_temperature"):
-            v = getattr(self, key)
-            if not v >= 0:  # also rejects NaN
-                raise DfkdError(f"config '{key}' must be non-negative, got {v}")
+        require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
+                         "generator_width")
+        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
+                             "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
+                             "w_activation", "w_adversarial", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
                    "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl")}
         for key, valid in choices.items():

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import DfkdError
 from ..replay.memory_bank import MemoryBank
+from .base import require_positive
 from .replay import ReplayConfig, ReplayMethod
 
 
@@ -28,9 +28,7 @@ class MBDFKDConfig(ReplayConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("memory_batches", "memory_batch_size", "push_every"):
-            if getattr(self, key) <= 0:
-                raise DfkdError(f"config '{key}' must be positive, got {getattr(self, key)}")
+        require_positive(self, "memory_batches", "memory_batch_size", "push_every")
 
 
 class MBDFKD(ReplayMethod):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .. import losses
 from ..errors import DfkdError
 from ..replay.vae import ReplayVAE, vae_loss
-from .base import eval_mode
+from .base import eval_mode, require_non_negative, require_positive
 from .replay import ReplayConfig, ReplayMethod
 
 
@@ -51,13 +51,9 @@ class PREDFKDConfig(ReplayConfig):
         super().__post_init__()
         if not 0 < self.vae_novel_fraction <= 1:
             raise DfkdError(f"config 'vae_novel_fraction' must be in (0, 1], got {self.vae_novel_fraction}")
-        for key in ("vae_latent_dim", "vae_width"):
-            if getattr(self, key) <= 0:
-                raise DfkdError(f"config '{key}' must be positive, got {getattr(self, key)}")
-        for key in ("lr_vae", "vae_updates", "vae_self_replay_ratio", "w_vae_pixel", "w_vae_teacher", "w_vae_kl",
-                    "lr_nudge"):
-            if not getattr(self, key) >= 0:
-                raise DfkdError(f"config '{key}' must be non-negative, got {getattr(self, key)}")
+        require_positive(self, "vae_latent_dim", "vae_width")
+        require_non_negative(self, "lr_vae", "vae_updates", "vae_self_replay_ratio", "w_vae_pixel", "w_vae_teacher",
+                             "w_vae_kl", "lr_nudge")
 
 
 class PREDFKD(ReplayMethod):

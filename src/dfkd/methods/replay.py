@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DfkdError
-from .base import DistillConfig, Method
+from .base import DistillConfig, Method, require_non_negative
 
 
 @dataclass
@@ -37,8 +37,7 @@ class ReplayConfig(DistillConfig):
         super().__post_init__()
         if not 0 <= self.replay_ratio <= 8:
             raise DfkdError(f"config 'replay_ratio' must be in [0, 8], got {self.replay_ratio}")
-        if self.replay_start < 0:
-            raise DfkdError(f"config 'replay_start' must be non-negative, got {self.replay_start}")
+        require_non_negative(self, "replay_start")
 
 
 class ReplayMethod(Method):
