@@ -48,7 +48,10 @@ def markdown_table(results: dict[str, dict[str, Any]], order: list[str] | None =
         if method not in results:
             continue
         r = results[method]
-        cells = [f"{r[k]:.2f} ± {r[k + '_std']:.2f}" for k in KEYS]
+        def cell(k: str, fmt: str = ".2f") -> str:  # a single seed has no spread to show
+            return f"{r[k]:{fmt}}" if r["n"] == 1 else f"{r[k]:{fmt}} ± {r[k + '_std']:{fmt}}"
+
+        cells = [cell(k) for k in KEYS]
         lines.append(f"| {method} | {r['n']} | " + " | ".join(cells) + f" | {_bytes(r['replay_memory_bytes'])} | "
-                     f"{r['wall_seconds']:.0f} ± {r['wall_seconds_std']:.0f} s | {r['teacher_acc']:.2f} |")
+                     f"{cell('wall_seconds', '.0f')} s | {r['teacher_acc']:.2f} |")
     return "\n".join(lines)
