@@ -151,3 +151,16 @@ def test_invalid_config_values(key, value):
     from dfkd import DfkdError
     with pytest.raises(DfkdError, match=key):
         resolve_config(get_method("pre-dfkd"), {key: value})
+
+
+def test_distill_refuses_an_existing_run_unless_overwrite(tmp_path):
+    from dfkd import DfkdError
+    teacher, student = nets()
+    distill(teacher, student, "noise", tiny_config("noise"), info=INFO, out_dir=tmp_path, progress=False)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(DfkdError, match="already holds a run"):
+        distill(teacher, student, "noise", tiny_config("noise"), info=INFO, out_dir=tmp_path, progress=False)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    distill(teacher, student, "noise", tiny_config("noise", iterations=3), info=INFO, out_dir=tmp_path,
+            progress=False, overwrite=True)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3  # replaced, not appended

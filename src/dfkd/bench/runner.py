@@ -73,13 +73,10 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
         if done is not None:
             log(f"[{i}/{total}] {method} seed {seed}: finished earlier (final {done['final']:.2f}%), skipped")
         else:
-            for stale in ("metrics.jsonl", "summary.json", "student.pt", "samples.pt", "config.yaml"):
-                if (run_dir / stale).exists():
-                    (run_dir / stale).unlink()
             log(f"[{i}/{total}] {method} seed {seed}: {cfg['iterations']} iterations ...")
             t0 = time.perf_counter()
             done = distill(teacher, suite.student_arch, method, cfg, eval_data=data, out_dir=run_dir,
-                           progress=progress, extra_config={"suite": suite.name}).summary
+                           progress=progress, extra_config={"suite": suite.name}, overwrite=True).summary
             log(f"[{i}/{total}] {method} seed {seed}: final {done['final']:.2f}%, mu {done['mu']:.2f} "
                 f"({time.perf_counter() - t0:.0f} s)")
         summaries.append(done)

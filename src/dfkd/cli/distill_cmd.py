@@ -65,11 +65,8 @@ def run_distill(args: argparse.Namespace) -> int:
         check_compatible(info, data.info, f"teacher '{args.teacher}'")
     out = prepare_out_dir(args.out or Path("runs") / f"{args.method}-{args.student}-s{cfg.seed}", "config.yaml",
                           args.overwrite)
-    for stale in ("metrics.jsonl", "summary.json", "student.pt"):
-        if (out / stale).exists():
-            (out / stale).unlink()  # --overwrite: never mix two runs in one directory
     result = distill(teacher, args.student, args.method, cfg, info=info, eval_data=data, out_dir=out,
-                     progress=not args.quiet, extra_config={"teacher": str(args.teacher)})
+                     progress=not args.quiet, extra_config={"teacher": str(args.teacher)}, overwrite=args.overwrite)
     s = result.summary
     if s["evaluations"]:
         print(f"{args.method}: final {s['final']:.2f}%  mu {s['mu']:.2f}  sigma2 {s['sigma2']:.2f}  peak {s['peak']:.2f}  "

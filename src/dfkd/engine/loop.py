@@ -48,6 +48,9 @@ def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64)
     atomic_write(path, lambda tmp: torch.save(grids, tmp))
 
 
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "student.pt", "samples.pt")
+
+
 @dataclass
 class DistillResult:
     student: nn.Module
@@ -99,12 +102,15 @@ def distill(
     student_arch: str | None = None,
     progress: bool = True,
     extra_config: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> DistillResult:
     """Distil ``teacher`` into ``student`` with ``method``, data-free.
 
     teacher: an ``nn.Module`` (then ``info`` is required) or the path of a dfkd teacher checkpoint.
     student: an ``nn.Module`` or a zoo name (built for the teacher's classes and input shape).
     eval_data: real test data used *only* to report accuracy every ``eval_every`` iterations.
+    out_dir: where the run's files go; a directory that already holds a run is refused unless ``overwrite``
+        (then its files are replaced, never mixed with the new run's).
     """
     method_cls = get_method(method)
     cfg = resolve_config(method_cls, config)
@@ -131,7 +137,12 @@ def distill(
     out = Path(out_dir) if out_dir is not None else None
     log = None
     if out is not None:
+        if (out / "config.yaml").exists() and not overwrite:
+            raise DfkdError(f"'{out}' already holds a run (config.yaml); pass overwrite=True (--overwrite) or "
+                            "choose another output directory")
         out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
         resolved = {"method": method_cls.name, "teacher": teacher_path, "student_arch": student_arch,
                     "dataset": info.name, **(extra_config or {}), "config": to_plain(cfg)}
         write_yaml(resolved, out / "config.yaml")
