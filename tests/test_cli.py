@@ -155,3 +155,14 @@ def test_distill_cli_errors(digits_teacher, tmp_path):
     assert_clear_error(run_cli("distill", "--teacher", t, "--student", "lenet5-half", "--set", "lr_student=-1",
                                "--out", str(tmp_path / "d")), "lr_student", "non-negative")
     assert not (tmp_path / "b").exists()  # nothing written for a refused config
+
+
+def test_import_has_no_side_effects(tmp_path):
+    import subprocess
+    import sys
+    code = ("import torch; n = torch.get_num_threads(); s = torch.initial_seed(); import dfkd; "
+            "assert torch.get_num_threads() == n and torch.initial_seed() == s")
+    env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "DFKD_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file, cache or home directory created

@@ -6,9 +6,11 @@ Importing the package has no side effects (no files written, no seeds or threads
     data = dfkd.load_dataset("digits")
     teacher = dfkd.create_model("lenet5", num_classes=10, in_channels=1)
     dfkd.train_teacher(teacher, data, dfkd.recipe("digits"))
+    result = dfkd.distill(teacher, "lenet5-half", method="pre-dfkd", info=data.info, eval_data=data)
 """
 from .checkpoint import load_checkpoint, load_model, model_payload, save_checkpoint
 from .data import DatasetInfo, ImageDataset, list_datasets, load_dataset
+from .engine import DistillResult, distill
 from .errors import DfkdError
 from .evaluate import accuracy
 from .models import count_parameters, create_model, list_models
@@ -19,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DfkdError", "DatasetInfo", "ImageDataset", "load_dataset", "list_datasets", "create_model", "list_models",
     "count_parameters", "TeacherConfig", "recipe", "train_teacher", "accuracy", "load_model", "load_checkpoint",
-    "save_checkpoint", "model_payload", "__version__",
+    "save_checkpoint", "model_payload", "distill", "DistillResult", "__version__",
 ]
