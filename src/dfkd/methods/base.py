@@ -77,13 +77,12 @@ class DistillConfig:
     eval_every: int = 100
     log_every: int = 10
     eval_batch_size: int = 1000
-    checkpoint_every: int = 0  # 0: only at the end
     seed: int = 0
 
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
                          "generator_width")
-        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
+        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
