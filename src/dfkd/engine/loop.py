@@ -9,6 +9,7 @@ Evaluation on real test data never influences training or which student is saved
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -169,8 +170,8 @@ def distill(
             done = it + 1
             if done % cfg.log_every == 0 or done == cfg.iterations:
                 record = {k: (v / n_sum).item() for k, v in sums.items()}
-                if not all(v == v and abs(v) != float("inf") for v in record.values()):
-                    bad = [k for k, v in record.items() if not (v == v and abs(v) != float("inf"))]
+                bad = [k for k, v in record.items() if not math.isfinite(v)]
+                if bad:
                     raise DfkdError(f"non-finite loss ({', '.join(bad)}) at iteration {done}; lower the "
                                     "learning rates (--set lr_student=..., lr_generator=...)")
                 record.update(iteration=done, kind="train", lr_student=m.opt_student.param_groups[0]["lr"],

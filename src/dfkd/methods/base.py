@@ -169,11 +169,9 @@ class Method:
     def replay_optimizer_bytes(self) -> int:
         return 0
 
-    @torch.no_grad()
     def sample_novel(self, n: int) -> torch.Tensor:
         """n fresh synthetic samples (normalised space, fp32), as the student sees them."""
-        with precision_context(self.cfg.bf16):
-            return self.generator(self.generator.sample_latent(n)).float()
+        return self.synthesize(n).float()
 
     # -- shared steps --------------------------------------------------------------------------------
     def precision(self):

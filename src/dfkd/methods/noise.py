@@ -33,7 +33,6 @@ class NoiseBaseline(Method):
     def synthesize(self, n: int) -> torch.Tensor:
         return torch.randn(n, *self.info.input_shape).contiguous(memory_format=self.memory_format)
 
-    sample_novel = synthesize
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)
