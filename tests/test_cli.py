@@ -4,25 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli
-
-
-def assert_clear_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("dfkd: error: "), result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-
-
-@pytest.fixture(scope="module")
-def digits_teacher(tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    r = run_cli("train-teacher", "--dataset", "digits", "--arch", "lenet5-half", "--epochs", "3", "--out", str(out),
-                "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert "test accuracy" in r.stdout
-    return out
+from conftest import assert_clear_error, run_cli
 
 
 def test_help_lists_subcommands():

@@ -114,7 +114,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def to_plain(cfg: Any) -> dict[str, Any]:
-    """A dataclass as plain YAML/JSON/weights_only-safe values (tuples become lists)."""
+    """A dataclass (or a dict) as plain YAML/JSON/weights_only-safe values (tuples become lists)."""
     def plain(v: Any) -> Any:
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
@@ -122,7 +122,8 @@ def to_plain(cfg: Any) -> dict[str, Any]:
             return {k: plain(x) for k, x in v.items()}
         return v
 
-    return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
+    items = cfg.items() if isinstance(cfg, dict) else dataclasses.asdict(cfg).items()
+    return {k: plain(v) for k, v in items}
 
 
 def write_yaml(data: dict[str, Any], path: str | os.PathLike) -> None:

@@ -1,6 +1,7 @@
 """The ``dfkd`` console command: subcommands over the library (each lives in its own module).
 
-Every user-facing problem is a ``DfkdError``: printed as one line ``dfkd: error: ...``, exit status 2.
+Every user-facing problem is a ``DfkdError``: printed as one line ``dfkd: error: ...``, exit status 2
+(128 + N for a run that stopped cleanly on signal N).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except DfkdError as exc:
         print(f"dfkd: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("dfkd: interrupted", file=sys.stderr)
         return 130

@@ -35,13 +35,15 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-download", action="store_true", help="never download; fail if the data is not found")
 
 
-def prepare_out_dir(out: str | os.PathLike, marker: str, overwrite: bool) -> Path:
+def prepare_out_dir(out: str | os.PathLike, marker: str, overwrite: bool, resumable: bool = False) -> Path:
     """Create ``out`` (refusing to clobber an existing ``marker`` file unless ``overwrite``) and check it is writable."""
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise DfkdError(f"output path '{path}' exists and is not a directory")
     if (path / marker).exists() and not overwrite:
-        raise DfkdError(f"'{path}' already holds a run ({marker}); use --overwrite to replace it or choose another --out")
+        also = "--resume to continue it, " if resumable else ""
+        raise DfkdError(f"'{path}' already holds a run ({marker}); use {also}--overwrite to replace it or choose "
+                        "another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".dfkd-write-test"

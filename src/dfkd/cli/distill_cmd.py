@@ -44,10 +44,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-dataset", help="real data set for reporting test accuracy (optional)")
     p.add_argument("--out", help="output directory (default: runs/<method>-<student>-s<seed>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (same settings); start it if there is none")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_distill_options(p)
     add_data_dir(p)
     p.set_defaults(run=run_distill)
+
+    p = sub.add_parser("resume", help="continue an interrupted distillation run",
+                       description="Continue the run in RUN_DIR from its last full-state checkpoint (state.pt), with "
+                                   "the settings in its config.yaml. The finished run is identical to one that was "
+                                   "never interrupted.")
+    p.add_argument("run_dir", help="the run's output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_data_dir(p)
+    p.set_defaults(run=run_resume)
 
 
 def run_distill(args: argparse.Namespace) -> int:
@@ -64,17 +75,52 @@ def run_distill(args: argparse.Namespace) -> int:
         data = load_dataset(args.eval_dataset, args.data_dir, download=not args.no_download)
         check_compatible(info, data.info, f"teacher '{args.teacher}'")
     out = prepare_out_dir(args.out or Path("runs") / f"{args.method}-{args.student}-s{cfg.seed}", "config.yaml",
-                          args.overwrite)
+                          args.overwrite or args.resume, resumable=True)
     result = distill(teacher, args.student, args.method, cfg, info=info, eval_data=data, out_dir=out,
-                     progress=not args.quiet, extra_config={"teacher": str(args.teacher)}, overwrite=args.overwrite)
-    s = result.summary
+                     progress=not args.quiet, extra_config={"teacher": str(args.teacher),
+                                                           "eval_dataset": args.eval_dataset},
+                     overwrite=args.overwrite, resume=args.resume)
+    _report(args.method, result.summary, out)
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from ..config import read_yaml
+    from ..engine import distill
+    from ..errors import DfkdError
+
+    out = Path(args.run_dir)
+    if not (out / "config.yaml").exists():
+        raise DfkdError(f"'{out}' holds no run (no config.yaml); start one with 'dfkd distill ... --out {out}'")
+    saved = read_yaml(out / "config.yaml")
+    missing = [k for k in ("method", "teacher", "student_arch", "config") if not saved.get(k)]
+    if missing:
+        raise DfkdError(f"'{out / 'config.yaml'}' lacks {', '.join(missing)} (a run made through the Python API "
+                        "with custom modules): resume it with distill(..., resume=True)")
+    teacher, info, _ = load_model(saved["teacher"])
+    data = None
+    if saved.get("eval_dataset"):
+        data = load_dataset(saved["eval_dataset"], args.data_dir, download=not args.no_download)
+        check_compatible(info, data.info, f"teacher '{saved['teacher']}'")
+    extra = {k: v for k, v in saved.items() if k not in ("method", "teacher", "student_arch", "dataset", "config")}
+    result = distill(teacher, saved["student_arch"], saved["method"], saved["config"], info=info, eval_data=data,
+                     out_dir=out, progress=not args.quiet, extra_config={"teacher": saved["teacher"], **extra},
+                     resume=True)
+    _report(saved["method"], result.summary, out)
+    return 0
+
+
+def _report(method: str, s: dict, out: Path) -> None:
     if s["evaluations"]:
-        print(f"{args.method}: final {s['final']:.2f}%  mu {s['mu']:.2f}  sigma2 {s['sigma2']:.2f}  peak {s['peak']:.2f}  "
+        print(f"{method}: final {s['final']:.2f}%  mu {s['mu']:.2f}  sigma2 {s['sigma2']:.2f}  peak {s['peak']:.2f}  "
               f"max_drop {s['max_drop']:.2f}  (teacher {s['teacher_acc']:.2f}%)  {s['wall_seconds']:.0f} s")
     else:
-        print(f"{args.method}: {s['iterations']} iterations in {s['wall_seconds']:.0f} s (no --eval-dataset)")
+        print(f"{method}: {s['iterations']} iterations in {s['wall_seconds']:.0f} s (no --eval-dataset)")
+    if s.get("mode_collapse"):
+        print(f"warning: generator mode collapse for {s['collapse_iterations']} iterations (from iteration "
+              f"{s['collapse_first_iteration']}); see metrics.jsonl")
     print(f"saved {out / 'student.pt'}, {out / 'metrics.jsonl'}, {out / 'summary.json'}")
-    return 0
 
 
 __all__ = ["add_parsers", "add_distill_options", "config_overrides"]

@@ -78,11 +78,17 @@ class DistillConfig:
     log_every: int = 10
     eval_batch_size: int = 1000
     seed: int = 0
+    # Reliability (dfkd.engine.loop): none of these change what is computed
+    checkpoint_every: int = 100  # full-state checkpoint (state.pt) every N iterations and at the end; 0: end only
+    max_rollbacks: int = 3  # non-finite values: roll back + halve the offending lr at most this often in a row
+    collapse_threshold: float = 0.8  # mode collapse: the teacher's top class takes >= this fraction of a batch ...
+    collapse_patience: int = 50  # ... for at least this many consecutive iterations
 
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
-                         "generator_width")
-        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations",
+                         "generator_width", "collapse_patience")
+        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
+                             "max_rollbacks",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
@@ -90,6 +96,8 @@ class DistillConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
+        if not 0 < self.collapse_threshold <= 1:
+            raise DfkdError(f"config 'collapse_threshold' must be in (0, 1], got {self.collapse_threshold}")
 
 
 @contextlib.contextmanager
@@ -116,6 +124,16 @@ def frozen_params(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def top_class_fraction(logits: torch.Tensor) -> torch.Tensor:
+    """Share of the batch that the teacher assigns to its most frequent class (1.0: every sample one class).
+
+    The mode-collapse statistic: a healthy synthetic batch spreads over the classes (about 1/K to a few
+    times that); a collapsed generator produces one class. Returned as a tensor (no host sync).
+    """
+    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
+    return counts.max().float() / logits.shape[0]
+
+
 def freeze(model: nn.Module) -> nn.Module:
     model.eval()
     for p in model.parameters():
@@ -129,6 +147,8 @@ class Method:
     name = "base"
     Config = DistillConfig
     paper = ""
+    # optimizer name -> the config key of its base learning rate (subclasses add theirs)
+    lr_keys: dict[str, str] = {"student": "lr_student", "generator": "lr_generator"}
 
     def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig) -> None:
         self.cfg, self.info = cfg, info
@@ -140,6 +160,8 @@ class Method:
         self.opt_student = self._student_optimizer(self.student.parameters())
         self.opt_generator = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator,
                                               betas=(cfg.generator_beta1, 0.999), foreach=True)
+        # Per-optimizer factor on the configured learning rate; the loop halves one after a non-finite rollback.
+        self.lr_scale: dict[str, float] = {}
 
     # -- what the loop needs -------------------------------------------------------------------------
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
@@ -154,13 +176,15 @@ class Method:
 
     def state_dict(self) -> dict[str, Any]:
         return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+                "lr_scale": dict(self.lr_scale)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, m in self.modules().items():
             m.load_state_dict(state["modules"][k])
         for k, o in self.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
+        self.lr_scale = dict(state.get("lr_scale", {}))
 
     def replay_memory_bytes(self) -> int:
         """Bytes kept across iterations only for replay (VAE parameters and buffers, stored samples)."""
@@ -178,9 +202,13 @@ class Method:
         return precision_context(self.cfg.bf16)
 
     def set_learning_rates(self, it: int) -> None:
-        if self.cfg.schedule == "cosine":
-            set_lr(self.opt_student, cosine_lr(it, self.cfg.iterations, self.cfg.lr_student,
-                                               self.cfg.warmup_iterations))
+        """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule)."""
+        c = self.cfg
+        for name, opt in self.optimizers().items():
+            lr = getattr(c, self.lr_keys[name]) * self.lr_scale.get(name, 1.0)
+            if name == "student" and c.schedule == "cosine":
+                lr = cosine_lr(it, c.iterations, lr, c.warmup_iterations)
+            set_lr(opt, lr)
 
     def _student_optimizer(self, params) -> torch.optim.Optimizer:
         c = self.cfg
@@ -252,4 +280,5 @@ class Method:
         self.opt_generator.step()
         out = {k: v.detach() for k, v in terms.items()}
         out["g_loss"] = loss.detach()
+        out["top_class_frac"] = top_class_fraction(t32.detach())
         return out, x.detach(), t_logits.detach()

@@ -59,6 +59,7 @@ class PREDFKDConfig(ReplayConfig):
 class PREDFKD(ReplayMethod):
     name = "pre-dfkd"
     Config = PREDFKDConfig
+    lr_keys = {**ReplayMethod.lr_keys, "vae": "lr_vae"}
     paper = "Binici et al., Robust and Resource-Efficient DFKD by Generative Pseudo Replay, AAAI 2022"
 
     def __init__(self, teacher, student, info, cfg: PREDFKDConfig) -> None:
