@@ -40,6 +40,17 @@ def test_digits_suite_tiny_budget_and_skip(digits_dir):
     run_suite(suite, tmp_path, methods=["noise"], seeds=[0], iterations=4, progress=False, log=lines.append,
               overrides=TINY)
     assert any("skipped" in l for l in lines) and not any("teacher" in l for l in lines)
+    # An interrupted run (final files missing, checkpoint present) continues from its checkpoint to the same end.
+    run = tmp_path / "pre-dfkd-s1"
+    before = json.loads((run / "summary.json").read_text())
+    for name in ("summary.json", "student.pt"):
+        (run / name).unlink()
+    lines.clear()
+    again = run_suite(suite, tmp_path, methods=["pre-dfkd"], seeds=[1], iterations=4, progress=False,
+                      log=lines.append, overrides=TINY, plots=False)
+    assert any("(resuming)" in l for l in lines)
+    after = again["runs"][0]
+    assert {k: after[k] for k in ("mu", "final", "evaluations")} == {k: before[k] for k in ("mu", "final", "evaluations")}
 
 
 def test_bench_cli_json(digits_dir):

@@ -23,15 +23,21 @@ from .suites import Suite
 from .table import aggregate, markdown_table
 
 
-def _finished(run_dir: Path, cfg: dict[str, Any]) -> dict | None:
-    """The summary of a finished run made with the same settings, else None (it must be (re)done)."""
-    f, c = run_dir / "summary.json", run_dir / "config.yaml"
-    if not (f.exists() and c.exists()):
-        return None
+def _same_settings(run_dir: Path, cfg: dict[str, Any]) -> bool:
+    """Whether ``run_dir`` holds a run (finished or not) made with these settings."""
+    c = run_dir / "config.yaml"
+    if not c.exists():
+        return False
     import yaml
 
     saved = (yaml.safe_load(c.read_text()) or {}).get("config", {})
-    if any(saved.get(k) != (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()):
+    return all(saved.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items())
+
+
+def _finished(run_dir: Path, cfg: dict[str, Any]) -> dict | None:
+    """The summary of a finished run made with the same settings, else None (it must be (re)done)."""
+    f = run_dir / "summary.json"
+    if not (f.exists() and _same_settings(run_dir, cfg)):
         return None
     return json.loads(f.read_text())
 
@@ -73,10 +79,14 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
         if done is not None:
             log(f"[{i}/{total}] {method} seed {seed}: finished earlier (final {done['final']:.2f}%), skipped")
         else:
-            log(f"[{i}/{total}] {method} seed {seed}: {cfg['iterations']} iterations ...")
+            # An interrupted run with the same settings continues from its checkpoint; anything else starts over.
+            resume = not force and _same_settings(run_dir, cfg)
+            log(f"[{i}/{total}] {method} seed {seed}: {cfg['iterations']} iterations"
+                f"{' (resuming)' if resume and (run_dir / 'state.pt').exists() else ''} ...")
             t0 = time.perf_counter()
             done = distill(teacher, suite.student_arch, method, cfg, eval_data=data, out_dir=run_dir,
-                           progress=progress, extra_config={"suite": suite.name}, overwrite=True).summary
+                           progress=progress, extra_config={"suite": suite.name, "eval_dataset": suite.dataset},
+                           overwrite=not resume, resume=resume).summary
             log(f"[{i}/{total}] {method} seed {seed}: final {done['final']:.2f}%, mu {done['mu']:.2f} "
                 f"({time.perf_counter() - t0:.0f} s)")
         summaries.append(done)
