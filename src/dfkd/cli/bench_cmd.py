@@ -1,4 +1,5 @@
-"""``dfkd bench``: run a named benchmark suite (teacher, every method x seed, table, figures)."""
+"""``dfkd bench``: run a named benchmark suite (teacher, every method x seed, table, figures), or with
+``--speed`` time dfkd's loop against a bare PyTorch loop on the suite's settings."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run a benchmark suite and write its table and figures",
                        description="Trains (or reuses) the suite's teacher, distils with each method and seed, and "
                                    "writes results.json, table.md and the figures. Finished runs are skipped.")
-    p.add_argument("--suite", required=True, help=f"one of: {', '.join(SUITES.names())}")
+    p.add_argument("--suite", help=f"one of: {', '.join(SUITES.names())} (--speed: default fashion-mnist)")
+    p.add_argument("--speed", action="store_true",
+                   help="time seconds per iteration of dfkd vs a bare PyTorch loop (fp32, and dfkd's settings), "
+                        "with peak memory; --iterations sets the timed iterations (default 30)")
+    p.add_argument("--method", default="pre-dfkd", help="--speed: the method to time (pre-dfkd or dfad)")
+    p.add_argument("--warmup", type=positive_int, default=10, help="--speed: untimed iterations first (default 10)")
     p.add_argument("--methods", type=_csv, help="comma-separated methods (default: the suite's)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: the suite's)")
     p.add_argument("--iterations", type=positive_int, help="override the suite's budget (for a quick look)")
@@ -40,9 +46,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_bench)
 
 
+def run_speed(args: argparse.Namespace) -> int:
+    from ..bench.speed import format_speed, run_speed_benchmark
+    from ..config import parse_set_options
+
+    log = (lambda msg: print(msg, file=sys.stderr)) if (args.json or args.quiet) else print
+    result = run_speed_benchmark(args.suite or "fashion-mnist", args.method, iterations=args.iterations or 30,
+                                 warmup=args.warmup, overrides=parse_set_options(args.set), log=log)
+    print(json.dumps(result) if args.json else format_speed(result))
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from ..bench import get_suite, run_suite
 
+    if args.speed:
+        return run_speed(args)
+    if not args.suite:
+        raise DfkdError("--suite is required (or --speed)")
     suite = get_suite(args.suite)
     if args.seeds is not None and not args.seeds:
         raise DfkdError("--seeds is empty")

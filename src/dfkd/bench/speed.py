@@ -1,0 +1,317 @@
+"""``dfkd bench --speed``: seconds per distillation iteration of dfkd's loop against a bare PyTorch loop.
+
+Three variants, each in its own process (so that each has its own peak RSS), on the suite's networks,
+batch sizes and steps per iteration, with randomly initialised networks (speed does not depend on what
+the weights are, and no data set or teacher training is needed):
+
+  dfkd        ``dfkd.distill`` as a user runs it (its loop, logging, finiteness checks, rollback snapshots,
+              checkpoints every ``checkpoint_every`` iterations), with the suite's settings;
+  bare_fp32   a plain, minimal loop written below with nothing from dfkd's machinery (only the same network
+              classes), doing exactly the same forward/backward passes and optimizer steps in fp32, default
+              memory format and default optimizers: the reference;
+  bare_same   the same bare loop with the precision and memory-format settings that dfkd uses.
+
+speedup_vs_fp32_bare = bare_fp32 / dfkd and overhead_vs_same_settings_bare = dfkd / bare_same (seconds per
+iteration, after warm-up iterations). The bare loops exist for the methods whose iteration they transcribe
+(``BARE_LOOPS``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DfkdError
+from .suites import Suite, get_suite
+
+VARIANTS = ("bare_fp32", "bare_same", "dfkd")
+
+
+def _networks(suite: Suite, seed: int = 0):
+    from ..data import dataset_info
+    from ..models import create_model
+
+    info = dataset_info(suite.dataset)
+    kw = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
+    torch.manual_seed(seed)
+    return info, create_model(suite.teacher_arch, **kw), create_model(suite.student_arch, **kw)
+
+
+def _config(suite: Suite, method: str, overrides: dict[str, Any]):
+    from ..engine.loop import resolve_config
+    from ..methods import get_method
+
+    return resolve_config(get_method(method), {**suite.method_overrides(method), **overrides})
+
+
+# -- the bare loops: plain PyTorch, transcribed from the methods' docstrings --------------------------------
+
+def _bare_setup(info, teacher, student, cfg, fast: bool):
+    """Networks and optimizers for a bare loop; ``fast`` applies dfkd's precision/memory-format settings."""
+    from ..models.generator import create_generator
+
+    fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
+    gen = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
+                           width=cfg.generator_width).to(memory_format=fmt).train()
+    teacher = teacher.to(memory_format=fmt).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = student.to(memory_format=fmt).train()
+    if cfg.student_optimizer == "adam":
+        opt_s = torch.optim.Adam(student.parameters(), lr=cfg.lr_student, weight_decay=cfg.weight_decay)
+    else:
+        opt_s = torch.optim.SGD(student.parameters(), lr=cfg.lr_student, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
+    ac = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
+    return gen, teacher, student, opt_s, opt_g, ac
+
+
+def _js(a, b, temperature):
+    log_p, log_q = F.log_softmax(a / temperature, 1), F.log_softmax(b / temperature, 1)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - math.log(2.0)
+    return (0.5 * ((log_p.exp() * (log_p - log_m)).sum(1) + (log_q.exp() * (log_q - log_m)).sum(1))).mean()
+
+
+def _entropy_prior(t):
+    p = F.softmax(t, 1).mean(0)
+    return (p * torch.log10(p.clamp_min(1e-12))).sum()
+
+
+def bare_dfad(info, teacher, student, cfg, fast: bool) -> Callable[[int], None]:
+    gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+
+    def iteration(it: int) -> None:
+        for group in opt_s.param_groups:
+            group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
+        for _ in range(cfg.student_steps):
+            with torch.no_grad(), ac():
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                t = teacher(x)
+            with ac():
+                s = student(x)
+            loss = (s.float() - t.float()).abs().mean()
+            opt_s.zero_grad()
+            loss.backward()
+            opt_s.step()
+        student.eval()
+        for p in student.parameters():
+            p.requires_grad_(False)
+        with ac():
+            x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+            t, s = teacher(x), student(x)
+        loss = -(s.float() - t.float()).abs().mean()
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        for p in student.parameters():
+            p.requires_grad_(True)
+        student.train()
+
+    return iteration
+
+
+def bare_pre_dfkd(info, teacher, student, cfg, fast: bool) -> Callable[[int], None]:
+    from ..replay.vae import ReplayVAE
+
+    gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+    fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
+    vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(memory_format=fmt).train()
+    opt_v = torch.optim.Adam(vae.parameters(), lr=cfg.lr_vae)
+    n_replay = int(round(cfg.batch_size * cfg.replay_ratio))
+    n_self = int(round(cfg.batch_size * cfg.vae_self_replay_ratio))
+    n_vae = max(1, int(cfg.batch_size * cfg.vae_novel_fraction))
+
+    def nudged_latents(n):
+        z = torch.randn(n, cfg.vae_latent_dim, requires_grad=True)
+        vae.eval()
+        with torch.enable_grad(), ac():
+            t = teacher(vae.decode(z)).float()
+            loss = (cfg.w_info_entropy * _entropy_prior(t) + cfg.w_one_hot * F.cross_entropy(t, t.argmax(1))
+                    + F.mse_loss(z.var(0), torch.ones(cfg.vae_latent_dim))
+                    + F.mse_loss(z.mean(0), torch.zeros(cfg.vae_latent_dim)))
+            (g,) = torch.autograd.grad(loss, z)
+        vae.train()
+        return (z - cfg.lr_nudge * g / (g.abs() + 1e-8)).detach()
+
+    def decode(z):
+        vae.eval()
+        with torch.no_grad(), ac():
+            x = vae.decode(z)
+        vae.train()
+        return x
+
+    def iteration(it: int) -> None:
+        for group in opt_s.param_groups:
+            group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
+        # generator: DAFL priors + bounded JS adversarial term
+        student.eval()
+        for p in student.parameters():
+            p.requires_grad_(False)
+        with ac():
+            x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+            f = teacher.forward_features(x)
+            t = teacher.forward_head(f)
+            s = student(x)
+        t = t.float()
+        loss = (cfg.w_one_hot * F.cross_entropy(t, t.argmax(1)) + cfg.w_info_entropy * _entropy_prior(t)
+                - cfg.w_activation * f.float().abs().mean()
+                + cfg.w_adversarial * (1 - _js(s.float(), t, cfg.js_temperature) / math.log(2.0)))
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        for p in student.parameters():
+            p.requires_grad_(True)
+        student.train()
+        # student steps on novel + replayed samples, VAE updates on the first vae_updates of them
+        for step in range(cfg.student_steps):
+            with torch.no_grad(), ac():
+                x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+            x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
+            with torch.no_grad(), ac():
+                t = teacher(x)
+            with ac():
+                s = student(x)
+            loss = (s.float() - t.float()).abs().mean()
+            opt_s.zero_grad()
+            loss.backward()
+            opt_s.step()
+            if step >= cfg.vae_updates:
+                continue
+            xv = x_new[:n_vae]
+            if n_self > 0 and not (it == 0 and step == 0):
+                xv = torch.cat([xv, decode(nudged_latents(n_self)).to(xv.dtype)])
+            with torch.no_grad(), ac():
+                t_x = teacher(xv)
+            with ac():
+                x_hat, mu, logvar = vae(xv)
+                t_hat = teacher(x_hat)
+            mu, logvar = mu.float(), logvar.float()
+            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+            loss = (cfg.w_vae_pixel * (x_hat.float() - xv.float()).abs().mean()
+                    + cfg.w_vae_teacher * (t_hat.float() - t_x.float()).abs().mean() + cfg.w_vae_kl * kl)
+            opt_v.zero_grad()
+            loss.backward()
+            opt_v.step()
+
+    return iteration
+
+
+BARE_LOOPS = {"dfad": bare_dfad, "pre-dfkd": bare_pre_dfkd}
+
+
+# -- one variant in this process ----------------------------------------------------------------------------
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def measure_variant(variant: str, suite_name: str, method: str, iterations: int, warmup: int,
+                    overrides: dict[str, Any]) -> dict[str, Any]:
+    """Seconds per iteration (mean over ``iterations`` after ``warmup``) and peak RSS of one variant."""
+    suite = get_suite(suite_name)
+    cfg = _config(suite, method, {**overrides, "iterations": warmup + iterations})
+    info, teacher, student = _networks(suite, cfg.seed)
+    replay_bytes = None
+    if variant == "dfkd":
+        from ..engine import distill
+        from ..metrics_log import read_metrics
+
+        # The loop logs every log_every iterations; time from the row after the warm-up to the last row.
+        with tempfile.TemporaryDirectory() as tmp:
+            res = distill(teacher, student, method, cfg, info=info, out_dir=Path(tmp) / "run", progress=False)
+            rows = [r for r in read_metrics(Path(tmp) / "run" / "metrics.jsonl") if r.get("kind") == "train"]
+        first = next(r for r in rows if r["iteration"] >= warmup)
+        last = rows[-1]
+        seconds = (last["wall_seconds"] - first["wall_seconds"]) / (last["iteration"] - first["iteration"])
+        replay_bytes = res.summary["replay_memory_bytes"]
+    else:
+        torch.manual_seed(cfg.seed)
+        step = BARE_LOOPS[method](info, teacher, student, cfg, fast=variant == "bare_same")
+        for it in range(warmup):
+            step(it)
+        t0 = time.perf_counter()
+        for it in range(warmup, warmup + iterations):
+            step(it)
+        seconds = (time.perf_counter() - t0) / iterations
+    return {"variant": variant, "seconds_per_iteration": seconds, "peak_rss_bytes": _peak_rss_bytes(),
+            "replay_memory_bytes": replay_bytes}
+
+
+def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: int = 30, warmup: int = 10,
+                        overrides: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure the three variants one after the other (never concurrently) and return the figures."""
+    suite = get_suite(suite_name)
+    if method not in BARE_LOOPS:
+        raise DfkdError(f"no bare reference loop for method '{method}'; --speed supports: {', '.join(BARE_LOOPS)}")
+    overrides = dict(overrides or {})
+    cfg = _config(suite, method, {**overrides, "iterations": warmup + iterations})  # validates the overrides
+    if warmup % cfg.log_every or iterations % cfg.log_every:
+        raise DfkdError(f"--iterations and the warm-up must be multiples of log_every ({cfg.log_every})")
+    results = {}
+    for variant in VARIANTS:
+        log(f"speed: {variant} ({warmup} warm-up + {iterations} timed iterations) ...")
+        payload = json.dumps({"variant": variant, "suite": suite_name, "method": method, "iterations": iterations,
+                              "warmup": warmup, "overrides": overrides})
+        proc = subprocess.run([sys.executable, "-m", "dfkd.bench.speed", payload], capture_output=True, text=True,
+                              env={**os.environ})
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise DfkdError(f"speed variant '{variant}' failed: {tail}")
+        results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    s = {v: results[v]["seconds_per_iteration"] for v in VARIANTS}
+    return {
+        "suite": suite_name, "method": method, "teacher_arch": suite.teacher_arch, "student_arch": suite.student_arch,
+        "batch_size": cfg.batch_size, "student_steps": cfg.student_steps, "bf16": cfg.bf16,
+        "channels_last": cfg.channels_last, "timed_iterations": iterations, "warmup_iterations": warmup,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "seconds_per_iteration_dfkd": s["dfkd"],
+        "seconds_per_iteration_bare_fp32": s["bare_fp32"],
+        "seconds_per_iteration_bare_same_settings": s["bare_same"],
+        "speedup_vs_fp32_bare": s["bare_fp32"] / s["dfkd"],
+        "overhead_vs_same_settings_bare": s["dfkd"] / s["bare_same"],
+        "peak_rss_bytes_dfkd": results["dfkd"]["peak_rss_bytes"],
+        "peak_rss_bytes_bare_fp32": results["bare_fp32"]["peak_rss_bytes"],
+        "peak_rss_bytes_bare_same_settings": results["bare_same"]["peak_rss_bytes"],
+        "replay_memory_bytes": results["dfkd"]["replay_memory_bytes"],
+    }
+
+
+def format_speed(r: dict[str, Any]) -> str:
+    mib = 1024 ** 2
+    return "\n".join([
+        f"speed: {r['suite']} / {r['method']} ({r['teacher_arch']} -> {r['student_arch']}, batch {r['batch_size']}, "
+        f"{r['student_steps']} student steps, {r['threads']} threads, torch {r['torch']})",
+        f"  dfkd (bf16={r['bf16']}, channels_last={r['channels_last']}): "
+        f"{r['seconds_per_iteration_dfkd']:.4f} s/it   peak RSS {r['peak_rss_bytes_dfkd'] / mib:.0f} MiB",
+        f"  bare loop, fp32:          {r['seconds_per_iteration_bare_fp32']:.4f} s/it   "
+        f"peak RSS {r['peak_rss_bytes_bare_fp32'] / mib:.0f} MiB",
+        f"  bare loop, same settings: {r['seconds_per_iteration_bare_same_settings']:.4f} s/it   "
+        f"peak RSS {r['peak_rss_bytes_bare_same_settings'] / mib:.0f} MiB",
+        f"  speedup_vs_fp32_bare {r['speedup_vs_fp32_bare']:.2f}x   "
+        f"overhead_vs_same_settings_bare {r['overhead_vs_same_settings_bare']:.3f}   "
+        f"replay_memory_bytes {r['replay_memory_bytes']}",
+    ])
+
+
+def _main() -> int:
+    spec = json.loads(sys.argv[1])
+    result = measure_variant(spec["variant"], spec["suite"], spec["method"], spec["iterations"], spec["warmup"],
+                             spec["overrides"])
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
