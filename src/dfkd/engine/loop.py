@@ -296,6 +296,7 @@ def distill(
                                          f"checkpoint saved; continue with: dfkd resume {out}", stop.signum)
     finally:
         bar.close()
+        m.close()  # no hook stays attached to the user's teacher
         if log:
             log.close()
 

@@ -27,6 +27,7 @@ from ..errors import DfkdError
 from ..evaluate import precision_context
 from ..models import logits_and_features
 from ..models.generator import create_generator
+from ..priors import BNStatistics
 from ..schedules import cosine_lr, set_lr
 
 
@@ -66,6 +67,7 @@ class DistillConfig:
     w_info_entropy: float = 0.0
     w_activation: float = 0.0
     w_adversarial: float = 0.0
+    w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.priors.bn_statistics); needs a BN teacher
     adversarial_loss: str = "l1"  # l1 (DFAD) | js (PRE-DFKD, bounded Jensen-Shannon)
     js_temperature: float = 3.0
     # Student objective
@@ -90,7 +92,7 @@ class DistillConfig:
         require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
                              "max_rollbacks",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
-                             "w_activation", "w_adversarial", "kd_temperature", "js_temperature")
+                             "w_activation", "w_adversarial", "w_bn", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
                    "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl")}
         for key, valid in choices.items():
@@ -162,6 +164,13 @@ class Method:
                                               betas=(cfg.generator_beta1, 0.999), foreach=True)
         # Per-optimizer factor on the configured learning rate; the loop halves one after a non-finite rollback.
         self.lr_scale: dict[str, float] = {}
+        # Hooks on the teacher's BN layers, removed by close() (the loop calls it when the run ends).
+        self.bn_prior = BNStatistics(self.teacher) if cfg.w_bn > 0 else None
+
+    def close(self) -> None:
+        """Detach everything this method attached to the teacher (BN-statistics hooks)."""
+        if self.bn_prior is not None:
+            self.bn_prior.remove()
 
     # -- what the loop needs -------------------------------------------------------------------------
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
@@ -248,12 +257,14 @@ class Method:
         so a method may reuse the batch for a student step without another teacher pass (as DAFL does).
         """
         c = self.cfg
+        bn_recording = self.bn_prior.recording() if self.bn_prior is not None else contextlib.nullcontext()
         with self.precision():
             x = self.generator(self.generator.sample_latent(c.batch_size))  # (B, C, H, W)
-            if c.w_activation > 0:
-                t_logits, t_feats = logits_and_features(self.teacher, x)
-            else:
-                t_logits, t_feats = self.teacher(x), None
+            with bn_recording:
+                if c.w_activation > 0:
+                    t_logits, t_feats = logits_and_features(self.teacher, x)
+                else:
+                    t_logits, t_feats = self.teacher(x), None
             s_logits = None
             if c.w_adversarial > 0:
                 with eval_mode(self.student), frozen_params(self.student):
@@ -266,12 +277,14 @@ class Method:
             terms["g_info_entropy"] = losses.info_entropy(t32)
         if c.w_activation > 0:
             terms["g_activation"] = losses.activation(t_feats.float())
+        if self.bn_prior is not None:
+            terms["g_bn"] = self.bn_prior.loss()
         if s_logits is not None:
             adv = (losses.bounded_js_divergence(s_logits.float(), t32, c.js_temperature) if c.adversarial_loss == "js"
                    else losses.adv_l1(s_logits.float(), t32))
             terms["g_adversarial"] = adv
         weights = {"g_one_hot": c.w_one_hot, "g_info_entropy": c.w_info_entropy, "g_activation": c.w_activation,
-                   "g_adversarial": c.w_adversarial}
+                   "g_adversarial": c.w_adversarial, "g_bn": c.w_bn}
         if not terms:
             raise DfkdError(f"method '{self.name}' has a generator but every generator loss weight is 0")
         loss = sum(weights[k] * v for k, v in terms.items())
