@@ -1,6 +1,7 @@
 """Registry-driven method tests: every method runs two iterations on tiny networks, stays finite and
 round-trips its state; plus the replay-specific guarantees of PRE-DFKD and MB-DFKD."""
 import io
+import json
 
 import pytest
 import torch
@@ -34,9 +35,13 @@ def test_two_iterations_finite_and_checkpoint_roundtrip(name, tmp_path):
     teacher, student = nets()
     result = distill(teacher, student, name, tiny_config(name), info=INFO, out_dir=tmp_path, progress=False,
                      student_arch="lenet5-half")
-    rows = [l for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and "NaN" not in "".join(rows)
-    assert "s_loss" in rows[-1]
+    text = (tmp_path / "metrics.jsonl").read_text()
+    rows = [json.loads(l) for l in text.splitlines()]
+    train = [r for r in rows if r["kind"] == "train"]
+    evals = [r for r in rows if r["kind"] == "eval"]  # no eval data: the data-free progress signal only
+    assert len(train) == 2 and "NaN" not in text and "s_loss" in train[-1]
+    assert len(evals) == 2 and all(0 <= e["agree_novel"] <= 100 and "test_acc" not in e for e in evals)
+    assert ("agree_replay" in evals[-1]) == (name in ("pre-dfkd", "mb-dfkd"))
     # The method's full state round-trips through a weights_only checkpoint.
     method = result.method
     buf = io.BytesIO()
@@ -163,4 +168,5 @@ def test_distill_refuses_an_existing_run_unless_overwrite(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == before
     distill(teacher, student, "noise", tiny_config("noise", iterations=3), info=INFO, out_dir=tmp_path,
             progress=False, overwrite=True)
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3  # replaced, not appended
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows if r["kind"] == "train"] == [1, 2, 3]  # replaced, not appended

@@ -33,7 +33,7 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     if not (d / "metrics.jsonl").exists():
         raise DfkdError(f"'{d}' is not a distillation run (no metrics.jsonl)")
     rows = read_metrics(d / "metrics.jsonl")
-    evals = [r for r in rows if r.get("kind") == "eval"]
+    evals = [r for r in rows if r.get("kind") == "eval" and "test_acc" in r]
     summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else {}
     teacher = next((r["test_acc"] for r in rows if r.get("kind") == "teacher"), summary.get("teacher_acc"))
     method = summary.get("method")

@@ -32,6 +32,7 @@ from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
 from ..progress import Progress
 from ..teacher import seed_everything
+from .progress_signal import signal_summary, synthetic_agreement
 from .robustness import robustness_summary
 from .run_state import (STATE_FILE, LoopState, load_run_state, non_finite, offending_optimizers, restore,
                         save_run_state, set_rng_state, snapshot)
@@ -244,7 +245,7 @@ def distill(
                 bar.update(1)
                 last = done == cfg.iterations
                 at_log = done % cfg.log_every == 0 or last
-                at_eval = eval_split is not None and (done % cfg.eval_every == 0 or last)
+                at_eval = done % cfg.eval_every == 0 or last
                 at_ckpt = out is not None and (last or (cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0))
                 if not (at_log or at_eval or at_ckpt or stop.requested):
                     continue
@@ -281,12 +282,18 @@ def distill(
                     bar.postfix.update({k: record[k] for k in ("s_loss", "g_loss") if k in record})
                 if at_eval:
                     t0 = time.perf_counter()
-                    acc = accuracy(m.student, *eval_split, info, cfg.eval_batch_size)["accuracy"]
+                    row: dict[str, Any] = {"iteration": done, "kind": "eval"}
+                    if eval_split is not None:
+                        row["test_acc"] = accuracy(m.student, *eval_split, info, cfg.eval_batch_size)["accuracy"]
+                        loop.accs.append(row["test_acc"])
+                        bar.postfix["acc"] = row["test_acc"]
+                    if cfg.signal_samples > 0:  # own RNG stream: measuring never changes the run
+                        row.update(synthetic_agreement(m, cfg.signal_samples, seed=cfg.seed * 1_000_003 + done))
+                        loop.signal.append(row["agree_novel"])
+                        bar.postfix["agree"] = row["agree_novel"]
                     loop.eval_seconds += time.perf_counter() - t0
-                    loop.accs.append(acc)
-                    write_row({"iteration": done, "kind": "eval", "test_acc": acc,
-                               "wall_seconds": elapsed_before + time.perf_counter() - session_start})
-                    bar.postfix["acc"] = acc
+                    row["wall_seconds"] = elapsed_before + time.perf_counter() - session_start
+                    write_row(row)
                 loop.elapsed = elapsed_before + time.perf_counter() - session_start
                 good = snapshot(m, loop)
                 if at_ckpt or stop.requested:
@@ -319,6 +326,7 @@ def distill(
         "collapse_first_iteration": loop.collapse_first,
         "top_class_frac_max": loop.top_class_frac_max,
         "rollbacks": loop.rollbacks,
+        **signal_summary(loop.accs, loop.signal),
     }
     if out is not None:
         arch = student_arch or "custom"

@@ -38,6 +38,7 @@ class LoopState:
     sums: dict[str, torch.Tensor] = field(default_factory=dict)  # loss sums of the open log window
     n_sum: int = 0
     accs: list[float] = field(default_factory=list)  # test accuracies so far (reporting only)
+    signal: list[float] = field(default_factory=list)  # data-free progress signal (agree_novel) so far
     rows: int = 0  # metrics.jsonl rows written up to this state
     teacher_acc: float | None = None
     elapsed: float = 0.0  # wall seconds of the iterations done (all sessions)
@@ -50,10 +51,10 @@ class LoopState:
 
     def copy(self) -> "LoopState":
         return LoopState(**{**asdict(self), "sums": {k: v.clone() for k, v in self.sums.items()},
-                            "accs": list(self.accs)})
+                            "accs": list(self.accs), "signal": list(self.signal)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "sums": dict(self.sums), "accs": list(self.accs)}
+        return {**asdict(self), "sums": dict(self.sums), "accs": list(self.accs), "signal": list(self.signal)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LoopState":

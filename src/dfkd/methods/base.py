@@ -76,7 +76,8 @@ class DistillConfig:
     # Run settings
     bf16: bool = True  # bf16 autocast (losses stay fp32)
     channels_last: bool = True
-    eval_every: int = 100
+    eval_every: int = 100  # test accuracy (with eval data) and the data-free progress signal every N iterations
+    signal_samples: int = 512  # fresh synthetic samples per progress-signal measurement (0: off)
     log_every: int = 10
     eval_batch_size: int = 1000
     seed: int = 0
@@ -90,6 +91,7 @@ class DistillConfig:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
                          "generator_width", "collapse_patience")
         require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
+                             "signal_samples",
                              "max_rollbacks",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "w_bn", "kd_temperature", "js_temperature")
@@ -202,9 +204,9 @@ class Method:
     def replay_optimizer_bytes(self) -> int:
         return 0
 
-    def sample_novel(self, n: int) -> torch.Tensor:
+    def sample_novel(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n fresh synthetic samples (normalised space, fp32), as the student sees them."""
-        return self.synthesize(n).float()
+        return self.synthesize(n, generator).float()
 
     # -- shared steps --------------------------------------------------------------------------------
     def precision(self):
@@ -232,10 +234,10 @@ class Method:
         return losses.logits_l1(s_logits, t_logits)
 
     @torch.no_grad()
-    def synthesize(self, n: int) -> torch.Tensor:
+    def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A detached novel batch (generator in train mode: its BatchNorms standardise each batch)."""
         with self.precision():
-            return self.generator(self.generator.sample_latent(n))
+            return self.generator(self.generator.sample_latent(n, generator))
 
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         """One student update on detached samples ``x`` (teacher logits computed here unless given)."""

@@ -49,8 +49,8 @@ class MBDFKD(ReplayMethod):
     def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
         return self.bank.sample(n)
 
-    def sample_replay(self, n: int) -> torch.Tensor:
-        return self.bank.sample(n).float()
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.bank.sample(n, generator).float()
 
     def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:
         if step == 0 and it % self.cfg.push_every == 0:

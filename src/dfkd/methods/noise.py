@@ -30,8 +30,8 @@ class NoiseBaseline(Method):
         return {"student": self.opt_student}
 
     @torch.no_grad()
-    def synthesize(self, n: int) -> torch.Tensor:
-        return torch.randn(n, *self.info.input_shape).contiguous(memory_format=self.memory_format)
+    def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, *self.info.input_shape, generator=generator).contiguous(memory_format=self.memory_format)
 
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:

@@ -81,10 +81,10 @@ class PREDFKD(ReplayMethod):
         return sum(t.numel() * t.element_size() for s in self.opt_vae.state.values() for t in s.values()
                    if torch.is_tensor(t))
 
-    def _latents(self, n: int) -> torch.Tensor:
+    def _latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), optionally nudged toward confident, class-balanced teacher outputs (module docstring)."""
         c = self.cfg
-        z = torch.randn(n, c.vae_latent_dim)
+        z = torch.randn(n, c.vae_latent_dim, generator=generator)
         if not c.replay_nudge or c.lr_nudge == 0:
             return z
         z.requires_grad_(True)
@@ -104,9 +104,9 @@ class PREDFKD(ReplayMethod):
     def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
         return self._decode(self._latents(n))
 
-    def sample_replay(self, n: int) -> torch.Tensor:
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n replay samples as the student sees them (fp32), for plots and progress signals."""
-        return self._decode(self._latents(n)).float()
+        return self._decode(self._latents(n, generator)).float()
 
     def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:
         c = self.cfg
