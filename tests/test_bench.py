@@ -33,6 +33,9 @@ def test_digits_suite_tiny_budget_and_skip(digits_dir):
     assert saved["results"]["pre-dfkd"]["replay_memory_bytes"] > 0 and saved["results"]["noise"]["replay_memory_bytes"] == 0
     table = (tmp_path / "table.md").read_text()
     assert table.startswith("| method |") and "| pre-dfkd | 2 |" in table and "| noise | 2 |" in table
+    assert "| signal rho | acc @ best signal |" in table.splitlines()[0]
+    rho = saved["results"]["pre-dfkd"]["signal_spearman"]
+    assert rho != rho or -1 <= rho <= 1  # NaN when a tiny run's curve is flat
     assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "samples-pre-dfkd-s0.png").exists()
     assert result["table"] == table.strip()
     # Rerunning skips the finished runs and reuses the teacher.

@@ -25,7 +25,7 @@ def aggregate(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out = {}
     for method, runs in by_method.items():
         row: dict[str, Any] = {"seeds": sorted(r["seed"] for r in runs), "n": len(runs)}
-        for k in KEYS + ("wall_seconds", "teacher_acc"):
+        for k in KEYS + ("wall_seconds", "teacher_acc", "signal_spearman", "acc_at_best_signal"):
             row[k], row[f"{k}_std"] = _mean_std([r.get(k) for r in runs])
         row["replay_memory_bytes"] = max(r.get("replay_memory_bytes", 0) for r in runs)
         row["replay_optimizer_bytes"] = max(r.get("replay_optimizer_bytes", 0) for r in runs)
@@ -41,8 +41,9 @@ def _bytes(n: int) -> str:
 
 
 def markdown_table(results: dict[str, dict[str, Any]], order: list[str] | None = None) -> str:
-    head = ("| method | seeds | mu | sigma2 | peak | final | max_drop | replay memory | wall time / run | teacher |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    head = ("| method | seeds | mu | sigma2 | peak | final | max_drop | replay memory | wall time / run | teacher "
+            "| signal rho | acc @ best signal |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     lines = [head]
     for method in order or sorted(results):
         if method not in results:
@@ -52,6 +53,10 @@ def markdown_table(results: dict[str, dict[str, Any]], order: list[str] | None =
             return f"{r[k]:{fmt}}" if r["n"] == 1 else f"{r[k]:{fmt}} ± {r[k + '_std']:{fmt}}"
 
         cells = [cell(k) for k in KEYS]
+        def maybe(k: str) -> str:  # runs made before the progress signal existed have none
+            return "—" if math.isnan(r[k]) else cell(k)
+
         lines.append(f"| {method} | {r['n']} | " + " | ".join(cells) + f" | {_bytes(r['replay_memory_bytes'])} | "
-                     f"{cell('wall_seconds', '.0f')} s | {r['teacher_acc']:.2f} |")
+                     f"{cell('wall_seconds', '.0f')} s | {r['teacher_acc']:.2f} | {maybe('signal_spearman')} | "
+                     f"{maybe('acc_at_best_signal')} |")
     return "\n".join(lines)
