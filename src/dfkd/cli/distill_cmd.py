@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..config import parse_set_options, read_yaml
@@ -112,6 +113,8 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def _report(method: str, s: dict, out: Path) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return
     if s["evaluations"]:
         print(f"{method}: final {s['final']:.2f}%  mu {s['mu']:.2f}  sigma2 {s['sigma2']:.2f}  peak {s['peak']:.2f}  "
               f"max_drop {s['max_drop']:.2f}  (teacher {s['teacher_acc']:.2f}%)  {s['wall_seconds']:.0f} s")

@@ -8,6 +8,8 @@ Evaluation on real test data never influences training or which student is saved
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_model, model_payload, save_checkpoint
-from ..config import read_yaml, to_plain, update_config, write_yaml
+from ..config import to_plain, update_config
 from ..data import ImageDataset
 from ..data.info import DatasetInfo
 from ..errors import DfkdError
@@ -32,10 +34,13 @@ from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
 from ..progress import Progress
 from ..teacher import seed_everything
+from .collapse import track_collapse
+from .distributed import DistContext, from_environment
 from .progress_signal import signal_summary, synthetic_agreement
 from .robustness import robustness_summary
-from .run_state import (STATE_FILE, LoopState, load_run_state, non_finite, offending_optimizers, restore,
-                        save_run_state, set_rng_state, snapshot)
+from .run_dir import open_run_dir, restore_run
+from .run_state import (STATE_FILE, LoopState, non_finite, offending_optimizers, restore, rng_state, save_run_state,
+                        snapshot)
 from .stop import RunInterrupted, StopSignals
 
 
@@ -51,9 +56,6 @@ def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64)
             if replay.shape[0]:
                 grids["replay"] = to_uint8(replay)
     atomic_write(path, lambda tmp: torch.save(grids, tmp))
-
-
-RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "student.pt", "samples.pt")
 
 
 @dataclass
@@ -95,69 +97,6 @@ def _eval_split(eval_data: ImageDataset | tuple | None):
     return images, labels
 
 
-def _metric_lines(path: Path, rows: int, state_path: Path, done: int) -> list[str]:
-    """The first ``rows`` lines of a run's metrics.jsonl, each checked to be one JSON object.
-
-    Lines after them (written after the checkpoint, possibly torn by a crash) are dropped: the resumed run
-    writes them again, so the log ends with no duplicated or missing rows.
-    """
-    fix = ("restore the file, or start the run over with --overwrite")
-    if not path.exists():
-        raise DfkdError(f"'{path}' is missing but checkpoint '{state_path}' (iteration {done}) expects {rows} rows; "
-                        f"{fix}")
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    if len(lines) < rows:
-        raise DfkdError(f"'{path}' has {len(lines)} rows but checkpoint '{state_path}' (iteration {done}) expects "
-                        f"{rows}; the log was truncated or edited; {fix}")
-    for i, line in enumerate(lines[:rows], 1):
-        try:
-            ok = isinstance(json.loads(line), dict) and line.endswith("\n")
-        except ValueError:
-            ok = False
-        if not ok:
-            raise DfkdError(f"'{path}' line {i} is corrupt (not one JSON object); {fix}")
-    return lines[:rows]
-
-
-def _config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(k), wanted.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} in the run, {b!r} now")
-    return out
-
-
-def _open_run_dir(out: Path, m: Method, resolved: dict[str, Any], overwrite: bool, resume: bool) -> LoopState:
-    """Prepare ``out`` for a fresh run, or restore the run checkpointed there (``resume``)."""
-    state_path, config_path = out / STATE_FILE, out / "config.yaml"
-    if resume and not overwrite and (state_path.exists() or config_path.exists()):
-        saved = read_yaml(config_path) if config_path.exists() else None
-        payload = load_run_state(state_path) if state_path.exists() else None
-        diffs = _config_differences(payload["resolved"] if payload else saved or {}, resolved)
-        if diffs:
-            raise DfkdError(f"'{out}' holds a run with other settings ({'; '.join(diffs[:3])}); resume it with the "
-                            "same settings (dfkd resume DIR), or use --overwrite to start over")
-        if payload is not None:
-            loop = LoopState.from_dict(payload["loop"])
-            lines = _metric_lines(out / "metrics.jsonl", loop.rows, state_path, loop.done)
-            m.load_state_dict(payload["method_state"])
-            set_rng_state(payload["rng"])
-            atomic_write_text(out / "metrics.jsonl", "".join(lines))
-            return loop
-        # killed before its first checkpoint: nothing to keep, start it again below
-    elif config_path.exists() and not overwrite:
-        raise DfkdError(f"'{out}' already holds a run (config.yaml); pass resume=True (--resume) to continue it, "
-                        "overwrite=True (--overwrite) to replace it, or choose another output directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (*RUN_FILES, STATE_FILE):
-        (out / name).unlink(missing_ok=True)
-    write_yaml(resolved, config_path)
-    return LoopState()
-
-
 def distill(
     teacher: nn.Module | str | os.PathLike,
     student: nn.Module | str,
@@ -197,6 +136,8 @@ def distill(
         teacher, info, _ = load_model(teacher)
     if info is None:
         raise DfkdError("pass info=DatasetInfo(...) with a teacher module (or give a teacher checkpoint path)")
+    ctx = from_environment(cfg.dist_timeout_s)  # single process unless started by torchrun
+    rank_cfg = _per_rank_config(cfg, ctx)
     seed_everything(cfg.seed)  # before the student is built: the seed fixes its initial weights too
     if isinstance(student, str):
         student_arch = student
@@ -212,29 +153,40 @@ def distill(
     if resume and out_dir is None:
         raise DfkdError("resume needs the run's output directory (out_dir / --out)")
 
-    m = method_cls(teacher, student, info, cfg)
+    m = method_cls(teacher, student, info, rank_cfg, ctx)
+    if ctx.enabled:
+        seed_everything(cfg.seed + 1_000_003 * ctx.rank)  # same weights everywhere, a sample stream per rank
     out = Path(out_dir) if out_dir is not None else None
     resolved = to_plain({"method": method_cls.name, "teacher": teacher_path, "student_arch": student_arch,
                          "dataset": info.name, **(extra_config or {}), "config": to_plain(cfg)})
-    loop, log = LoopState(), None
-    if out is not None:
-        loop = _open_run_dir(out, m, resolved, overwrite, resume)
-        log = MetricsLog(out / "metrics.jsonl")
+    main = ctx.is_main
+    payload, error = None, None
+    if out is not None and main:
+        try:
+            payload = open_run_dir(out, resolved, overwrite, resume)
+        except DfkdError as exc:
+            error = str(exc)
+    error = ctx.broadcast_object(error)
+    if error:
+        raise DfkdError(error)
+    payload = ctx.broadcast_object(payload)  # on resume every rank restores the same state
+    loop = restore_run(m, payload, ctx.rank, ctx.world_size) if payload is not None else LoopState()
+    log = MetricsLog(out / "metrics.jsonl") if out is not None and main else None
 
     def write_row(record: dict[str, Any]) -> None:
+        loop.rows += 1  # on every rank, so that every rank's loop state stays the same
         if log:
             log.write(record)
-            loop.rows += 1
 
-    if eval_split is not None and loop.done == 0 and loop.teacher_acc is None:
+    if eval_split is not None and loop.done == 0 and loop.teacher_acc is None and main:
         loop.teacher_acc = accuracy(m.teacher, *eval_split, info, cfg.eval_batch_size)["accuracy"]
         write_row({"kind": "teacher", "test_acc": loop.teacher_acc})
 
-    bar = Progress(cfg.iterations, desc=f"{method_cls.name}", enabled=progress, initial=loop.done)
+    bar = Progress(cfg.iterations, desc=f"{method_cls.name}", enabled=progress and main, initial=loop.done)
     session_start, elapsed_before = time.perf_counter(), loop.elapsed
     good, failures = snapshot(m, loop), 0
     try:
-        with StopSignals(enabled=out is not None) as stop:
+        with StopSignals(enabled=out is not None) as stop, _collective_errors(ctx, cfg):
             while loop.done < cfg.iterations:
                 scalars = m.iteration(loop.done)
                 for k, v in scalars.items():  # accumulate on tensors: no host sync per iteration
@@ -247,11 +199,13 @@ def distill(
                 at_log = done % cfg.log_every == 0 or last
                 at_eval = done % cfg.eval_every == 0 or last
                 at_ckpt = out is not None and (last or (cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0))
-                if not (at_log or at_eval or at_ckpt or stop.requested):
+                stopping = ctx.any(stop.requested)  # every rank stops at the same iteration
+                if not (at_log or at_eval or at_ckpt or stopping):
                     continue
                 # A boundary: the only place with host syncs. Nothing non-finite gets past it.
+                loop.sums = ctx.mean(loop.sums)
                 bad = non_finite(m, loop.sums)
-                if bad:
+                if ctx.any(bool(bad)):
                     failures += 1
                     if failures > cfg.max_rollbacks:
                         raise DfkdError(f"non-finite values ({', '.join(bad)}) at iteration {done} again after "
@@ -265,8 +219,9 @@ def distill(
                         m.lr_scale[name] = m.lr_scale.get(name, 1.0) * 0.5
                     write_row({"kind": "rollback", "iteration": done, "back_to": loop.done, "non_finite": bad,
                                "lr_scale": {n: m.lr_scale[n] for n in lowered}})
-                    print(f"\ndfkd: non-finite {', '.join(bad)} at iteration {done}: rolled back to iteration "
-                          f"{loop.done}, halved the learning rate of {', '.join(lowered)}", file=sys.stderr)
+                    if main:
+                        print(f"\ndfkd: non-finite {', '.join(bad)} at iteration {done}: rolled back to iteration "
+                              f"{loop.done}, halved the learning rate of {', '.join(lowered)}", file=sys.stderr)
                     good = snapshot(m, loop)
                     bar.n = loop.done
                     continue
@@ -278,9 +233,9 @@ def distill(
                                   wall_seconds=elapsed_before + time.perf_counter() - session_start)
                     write_row(record)
                     loop.sums, loop.n_sum = {}, 0
-                    _track_collapse(loop, record.get("top_class_frac"), n, cfg, write_row)
+                    track_collapse(loop, record.get("top_class_frac"), n, cfg, write_row, verbose=main)
                     bar.postfix.update({k: record[k] for k in ("s_loss", "g_loss") if k in record})
-                if at_eval:
+                if at_eval and main:  # evaluation on rank 0 only; the others wait at the next collective
                     t0 = time.perf_counter()
                     row: dict[str, Any] = {"iteration": done, "kind": "eval"}
                     if eval_split is not None:
@@ -296,11 +251,15 @@ def distill(
                     write_row(row)
                 loop.elapsed = elapsed_before + time.perf_counter() - session_start
                 good = snapshot(m, loop)
-                if at_ckpt or stop.requested:
-                    save_run_state(out / STATE_FILE, m, loop, resolved)
-                if stop.requested:
-                    raise RunInterrupted(f"stopped by {stop.name} after iteration {done}/{cfg.iterations}; "
-                                         f"checkpoint saved; continue with: dfkd resume {out}", stop.signum)
+                if at_ckpt or stopping:
+                    rngs = ctx.gather_objects(rng_state())
+                    if main:
+                        save_run_state(out / STATE_FILE, m, loop, resolved, rngs)
+                if stopping:
+                    raise RunInterrupted(f"stopped by {stop.name or 'a signal to another rank'} after iteration "
+                                         f"{done}/{cfg.iterations}; checkpoint saved; continue with: dfkd resume "
+                                         f"{out}", stop.signum or 15)
+            consistent = _ranks_agree(m, ctx)
     finally:
         bar.close()
         m.close()  # no hook stays attached to the user's teacher
@@ -326,9 +285,11 @@ def distill(
         "collapse_first_iteration": loop.collapse_first,
         "top_class_frac_max": loop.top_class_frac_max,
         "rollbacks": loop.rollbacks,
+        "world_size": ctx.world_size,
+        "ranks_consistent": consistent,
         **signal_summary(loop.accs, loop.signal),
     }
-    if out is not None:
+    if out is not None and main:
         arch = student_arch or "custom"
         kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
         save_checkpoint(model_payload(student, arch, kwargs, info, role="student",
@@ -336,34 +297,44 @@ def distill(
                         out / "student.pt")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         save_sample_grid(m, info, out / "samples.pt")
+    ctx.barrier()
+    ctx.close()
     return DistillResult(student, summary, m, out)
 
 
-def _track_collapse(loop: LoopState, frac: float | None, n: int, cfg: DistillConfig, write_row) -> None:
-    """Mode-collapse detection on the log window's mean top-class fraction (``methods.base.top_class_fraction``).
+def _per_rank_config(cfg: DistillConfig, ctx: DistContext) -> DistillConfig:
+    """The config one rank runs with: ``batch_size`` is the global batch, split evenly over the ranks."""
+    if not ctx.enabled:
+        return cfg
+    if cfg.batch_size % ctx.world_size:
+        raise DfkdError(f"batch_size {cfg.batch_size} (the global batch) is not divisible by the {ctx.world_size} "
+                        "processes; choose a multiple")
+    if cfg.sync_bn and not torch.cuda.is_available():
+        raise DfkdError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation); set sync_bn=false")
+    return dataclasses.replace(cfg, batch_size=cfg.batch_size // ctx.world_size)
 
-    A collapse is ``collapse_patience`` or more consecutive iterations whose windows have a mean fraction of at
-    least ``collapse_threshold``; each one is logged once (kind "collapse") and counted in the summary.
-    """
-    if frac is None:  # methods without a generator objective (noise) have no such statistic
-        return
-    loop.top_class_frac_max = max(loop.top_class_frac_max, frac)
-    if frac < cfg.collapse_threshold:
-        loop.collapse_run = 0
-        return
-    before = loop.collapse_run
-    loop.collapse_run += n
-    if loop.collapse_run >= cfg.collapse_patience:
-        if before < cfg.collapse_patience:  # this window crossed the patience: report the collapse once
-            loop.collapse_iterations += loop.collapse_run
-            start = loop.done - loop.collapse_run
-            if loop.collapse_first is None:
-                loop.collapse_first = start
-            write_row({"kind": "collapse", "iteration": loop.done, "since": start, "top_class_frac": frac})
-            print(f"\ndfkd: generator mode collapse: the teacher puts >= {cfg.collapse_threshold:.0%} of each "
-                  f"synthetic batch in one class since iteration {start}", file=sys.stderr)
-        else:
-            loop.collapse_iterations += n
+
+def _ranks_agree(m: Method, ctx: DistContext) -> bool:
+    """Whether every rank ends with the same trainable parameters (a float64 checksum per module)."""
+    if not ctx.enabled:
+        return True
+    sums = {k: sum(p.detach().double().sum().item() for p in mod.parameters()) for k, mod in m.modules().items()
+            if k != "bank"}  # the memory bank is per rank by design
+    return all(other == sums for other in ctx.gather_objects(sums))
+
+
+@contextlib.contextmanager
+def _collective_errors(ctx: DistContext, cfg: DistillConfig):
+    """Under torchrun, a failed collective (a rank died, or timed out) becomes one clear error."""
+    try:
+        yield
+    except torch.distributed.DistError as exc:
+        if not ctx.enabled:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DfkdError(f"rank {ctx.rank}: lost contact with the other processes ({first[:160]}); a rank died or "
+                        f"a collective waited more than dist_timeout_s={cfg.dist_timeout_s:g} s; resume from the "
+                        "last checkpoint with the same torchrun command and --resume") from None
 
 
 __all__ = ["distill", "DistillResult", "resolve_config"]

@@ -89,10 +89,13 @@ def restore(method, snap: dict[str, Any]) -> LoopState:
     return snap["loop"].copy()
 
 
-def save_run_state(path: Path, method, loop: LoopState, resolved: dict[str, Any]) -> None:
-    """Write ``state.pt`` atomically; ``resolved`` is the run's config.yaml content (checked on resume)."""
+def save_run_state(path: Path, method, loop: LoopState, resolved: dict[str, Any],
+                   rngs: list[dict[str, Any]] | None = None) -> None:
+    """Write ``state.pt`` atomically; ``resolved`` is the run's config.yaml content (checked on resume) and
+    ``rngs`` the RNG states of every rank (default: this process's only)."""
+    rngs = rngs if rngs is not None else [rng_state()]
     payload = {"kind": STATE_KIND, "format_version": STATE_VERSION, "resolved": resolved,
-               "method_state": method.state_dict(), "loop": loop.to_dict(), "rng": rng_state()}
+               "method_state": method.state_dict(), "loop": loop.to_dict(), "rng": rngs, "world_size": len(rngs)}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 

@@ -27,6 +27,7 @@ from ..errors import DfkdError
 from ..evaluate import precision_context
 from ..models import logits_and_features
 from ..models.generator import create_generator
+from ..engine.distributed import DistContext, wrap_ddp
 from ..priors import BNStatistics
 from ..schedules import cosine_lr, set_lr
 
@@ -86,6 +87,9 @@ class DistillConfig:
     max_rollbacks: int = 3  # non-finite values: roll back + halve the offending lr at most this often in a row
     collapse_threshold: float = 0.8  # mode collapse: the teacher's top class takes >= this fraction of a batch ...
     collapse_patience: int = 50  # ... for at least this many consecutive iterations
+    # Several processes (torchrun; dfkd.engine.distributed): batch_size is the global batch
+    sync_bn: bool = False  # SyncBatchNorm for student and generator (PyTorch supports it on GPUs only)
+    dist_timeout_s: float = 300.0  # a collective waiting longer than this fails (a rank died or hangs)
 
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
@@ -100,6 +104,8 @@ class DistillConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
+        if not self.dist_timeout_s > 0:
+            raise DfkdError(f"config 'dist_timeout_s' must be positive, got {self.dist_timeout_s}")
         if not 0 < self.collapse_threshold <= 1:
             raise DfkdError(f"config 'collapse_threshold' must be in (0, 1], got {self.collapse_threshold}")
 
@@ -154,8 +160,10 @@ class Method:
     # optimizer name -> the config key of its base learning rate (subclasses add theirs)
     lr_keys: dict[str, str] = {"student": "lr_student", "generator": "lr_generator"}
 
-    def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig) -> None:
+    def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig,
+                 dist: DistContext | None = None) -> None:
         self.cfg, self.info = cfg, info
+        self.dist = dist or DistContext()
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.teacher = freeze(teacher).to(memory_format=self.memory_format)
         self.student = student.to(memory_format=self.memory_format).train()
@@ -168,6 +176,13 @@ class Method:
         self.lr_scale: dict[str, float] = {}
         # Hooks on the teacher's BN layers, removed by close() (the loop calls it when the run ends).
         self.bn_prior = BNStatistics(self.teacher) if cfg.w_bn > 0 else None
+        # The passes that train a part go through these (DDP under torchrun: gradients are averaged over
+        # ranks); passes that only score or sample use the plain modules.
+        self.student_train = self.wrap(self.student)
+        self.generator_train = self.wrap(self.generator)
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        return wrap_ddp(module, self.dist, self.cfg.sync_bn)
 
     def close(self) -> None:
         """Detach everything this method attached to the teacher (BN-statistics hooks)."""
@@ -245,7 +260,7 @@ class Method:
             with torch.no_grad(), self.precision():
                 t_logits = self.teacher(x)
         with self.precision():
-            s_logits = self.student(x)
+            s_logits = self.student_train(x)
         loss = self.student_loss(s_logits.float(), t_logits.float())
         self.opt_student.zero_grad(set_to_none=True)
         loss.backward()
@@ -261,7 +276,7 @@ class Method:
         c = self.cfg
         bn_recording = self.bn_prior.recording() if self.bn_prior is not None else contextlib.nullcontext()
         with self.precision():
-            x = self.generator(self.generator.sample_latent(c.batch_size))  # (B, C, H, W)
+            x = self.generator_train(self.generator.sample_latent(c.batch_size))  # (B, C, H, W)
             with bn_recording:
                 if c.w_activation > 0:
                     t_logits, t_feats = logits_and_features(self.teacher, x)

@@ -36,8 +36,8 @@ class MBDFKD(ReplayMethod):
     Config = MBDFKDConfig
     paper = "Binici et al., Preventing Catastrophic Forgetting ... via Synthetic Data, WACV 2022"
 
-    def __init__(self, teacher, student, info, cfg: MBDFKDConfig) -> None:
-        super().__init__(teacher, student, info, cfg)
+    def __init__(self, teacher, student, info, cfg: MBDFKDConfig, dist=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist)
         self.bank = MemoryBank(cfg.memory_batches * cfg.memory_batch_size, info.input_shape)
 
     def modules(self):

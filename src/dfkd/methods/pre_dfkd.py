@@ -62,11 +62,12 @@ class PREDFKD(ReplayMethod):
     lr_keys = {**ReplayMethod.lr_keys, "vae": "lr_vae"}
     paper = "Binici et al., Robust and Resource-Efficient DFKD by Generative Pseudo Replay, AAAI 2022"
 
-    def __init__(self, teacher, student, info, cfg: PREDFKDConfig) -> None:
-        super().__init__(teacher, student, info, cfg)
+    def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist)
         self.vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(
             memory_format=self.memory_format).train()
         self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
+        self.vae_train = self.wrap(self.vae)
 
     def modules(self):
         return {**super().modules(), "vae": self.vae}
@@ -119,7 +120,7 @@ class PREDFKD(ReplayMethod):
         with torch.no_grad(), self.precision():
             t_x = self.teacher(x)
         with self.precision():
-            x_hat, mu, logvar = self.vae(x)
+            x_hat, mu, logvar = self.vae_train(x)
             t_hat = self.teacher(x_hat)  # the teacher is frozen: gradients reach the VAE only
         terms = vae_loss(x.float(), x_hat.float(), t_x.float(), t_hat.float(), mu.float(), logvar.float(),
                          c.w_vae_pixel, c.w_vae_teacher, c.w_vae_kl)

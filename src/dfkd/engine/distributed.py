@@ -1,0 +1,117 @@
+"""The thin distribution layer: torch.distributed (DDP) under ``torchrun``, a no-op in a single process.
+
+    torchrun --nproc_per_node 4 -m dfkd distill ...                       # one node, 4 processes
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint HOST:PORT -m dfkd distill ...
+
+Semantics (see the README's "Several processes" section):
+- ``batch_size`` in the config is the *global* batch: each rank synthesises ``batch_size / world_size``
+  samples per step from its own random stream (seeded by ``seed`` and its rank), and DDP averages the
+  gradients, so learning rates mean the same thing at any world size.
+- The student, generator and VAE are identical on every rank (same seed at construction, DDP broadcasts
+  rank 0's weights and, every forward, its buffers). MB-DFKD's memory bank is per rank: each rank stores
+  and replays its own samples (the bank is a buffer no gradient touches, so sharding it costs nothing and
+  the global bank is world_size times larger).
+- BatchNorm statistics are per rank by default; ``sync_bn: true`` converts the student's and generator's
+  BatchNorm layers to SyncBatchNorm (statistics over the global batch).
+- Only rank 0 writes files, logs and the progress line and evaluates on real data; loss sums are
+  averaged over ranks at log boundaries, and every decision (rollback, stop on a signal) is taken on
+  reduced values so all ranks take it together. Collectives time out after ``dist_timeout_s`` seconds,
+  so a dead rank makes the others fail with an error instead of hanging.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..errors import DfkdError
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # this process initialised the group (and so destroys it)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -- collectives; each is a no-op for a single process ------------------------------------------------
+    def mean(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Average a dict of scalar tensors over ranks (every rank passes the same keys)."""
+        if not self.enabled or not values:
+            return values
+        keys = sorted(values)
+        flat = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        return {k: flat[i] for i, k in enumerate(keys)}
+
+    def any(self, flag: bool) -> bool:
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, on every rank (list indexed by rank)."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def from_environment(timeout_s: float = 300.0) -> DistContext:
+    """Join the process group that ``torchrun`` describes in the environment (WORLD_SIZE > 1), else single."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    try:
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    except Exception as exc:  # rendezvous failures are user-fixable (address, port, world size)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DfkdError(f"could not join the torchrun process group (rank {rank} of {world}): {first[:200]}") from None
+    return DistContext(rank, world, local_rank, owns_group=True)
+
+
+def wrap_ddp(module: torch.nn.Module, ctx: DistContext, sync_bn: bool) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel (optionally with SyncBatchNorm); itself when single-process."""
+    if not ctx.enabled:
+        return module
+    if sync_bn:
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return torch.nn.parallel.DistributedDataParallel(module)
+
+
+__all__ = ["DistContext", "from_environment", "wrap_ddp"]
