@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 import torch
 
 from conftest import assert_clear_error, run_cli
