@@ -170,3 +170,22 @@ def test_distill_refuses_an_existing_run_unless_overwrite(tmp_path):
             progress=False, overwrite=True)
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if r["kind"] == "train"] == [1, 2, 3]  # replaced, not appended
+
+
+def test_ema_generator_follows_the_generator_and_feeds_the_student():
+    teacher, student = nets()
+    cfg = resolve_config(get_method("dfad"), tiny_config("dfad", ema_generator=0.9, ema_fraction=0.25))
+    m = get_method("dfad")(teacher, student, INFO, cfg)
+    before_ema = [p.clone() for p in m.generator_ema.parameters()]
+    m.generator_step()
+    for e0, e, g in zip(before_ema, m.generator_ema.parameters(), m.generator.parameters()):
+        assert torch.allclose(e, 0.9 * e0 + 0.1 * g, atol=1e-6)  # ema <- m ema + (1 - m) generator
+    assert not any(p.requires_grad for p in m.generator_ema.parameters())
+    torch.manual_seed(3)
+    x = m.synthesize(8)
+    torch.manual_seed(3)
+    z = m.generator.sample_latent(8)
+    with torch.no_grad():
+        assert torch.allclose(x[:6], m.generator(z[:6]), atol=1e-5)
+        assert torch.allclose(x[6:], m.generator_ema(z[6:]), atol=1e-5)  # a quarter from the EMA copy
+    assert "generator_ema" in m.state_dict()["modules"]

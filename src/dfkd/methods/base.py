@@ -15,6 +15,7 @@ Conventions the official PRE-DFKD code breaks and we keep:
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -70,6 +71,10 @@ class DistillConfig:
     w_adversarial: float = 0.0
     w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.priors.bn_statistics); needs a BN teacher
     adversarial_loss: str = "l1"  # l1 (DFAD) | js (PRE-DFKD, bounded Jensen-Shannon)
+    # EMA generator (MAD, Do et al. NeurIPS 2022): a slowly moving copy of the generator supplies this
+    # fraction of every student batch, so the student keeps seeing what the generator produced lately
+    ema_generator: float = 0.0  # EMA momentum (0: off; e.g. 0.99)
+    ema_fraction: float = 0.5
     js_temperature: float = 3.0
     # Student objective
     student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
@@ -104,6 +109,9 @@ class DistillConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
+        if not (0 <= self.ema_generator < 1 and 0 <= self.ema_fraction <= 1):
+            raise DfkdError(f"config 'ema_generator' must be in [0, 1) and 'ema_fraction' in [0, 1], got "
+                            f"{self.ema_generator} and {self.ema_fraction}")
         if not self.dist_timeout_s > 0:
             raise DfkdError(f"config 'dist_timeout_s' must be positive, got {self.dist_timeout_s}")
         if not 0 < self.collapse_threshold <= 1:
@@ -180,6 +188,9 @@ class Method:
         # ranks); passes that only score or sample use the plain modules.
         self.student_train = self.wrap(self.student)
         self.generator_train = self.wrap(self.generator)
+        self.generator_ema = None
+        if cfg.ema_generator > 0:
+            self.generator_ema = freeze(copy.deepcopy(self.generator)).train()  # train mode: batch statistics
 
     def wrap(self, module: nn.Module) -> nn.Module:
         return wrap_ddp(module, self.dist, self.cfg.sync_bn)
@@ -195,7 +206,10 @@ class Method:
 
     def modules(self) -> dict[str, nn.Module]:
         """Trainable parts, checkpointed by name (the teacher is frozen and not part of the state)."""
-        return {"student": self.student, "generator": self.generator}
+        parts = {"student": self.student, "generator": self.generator}
+        if self.generator_ema is not None:
+            parts["generator_ema"] = self.generator_ema
+        return parts
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"student": self.opt_student, "generator": self.opt_generator}
@@ -250,9 +264,24 @@ class Method:
 
     @torch.no_grad()
     def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A detached novel batch (generator in train mode: its BatchNorms standardise each batch)."""
+        """A detached novel batch (generator in train mode: its BatchNorms standardise each batch); with an
+        EMA generator, its last ``round(n * ema_fraction)`` samples come from the EMA copy."""
+        z = self.generator.sample_latent(n, generator)  # (n, latent)
         with self.precision():
-            return self.generator(self.generator.sample_latent(n, generator))
+            if self.generator_ema is None:
+                return self.generator(z)
+            n_ema = int(round(n * self.cfg.ema_fraction))
+            parts = [g(zs) for g, zs in ((self.generator, z[: n - n_ema]), (self.generator_ema, z[n - n_ema:]))
+                     if zs.shape[0] > 0]
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    @torch.no_grad()
+    def update_ema_generator(self) -> None:
+        """ema <- m * ema + (1 - m) * generator (weights); BatchNorm buffers are copied."""
+        m = self.cfg.ema_generator
+        torch._foreach_lerp_(list(self.generator_ema.parameters()), list(self.generator.parameters()), 1.0 - m)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
 
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         """One student update on detached samples ``x`` (teacher logits computed here unless given)."""
@@ -308,6 +337,8 @@ class Method:
         self.opt_generator.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_generator.step()
+        if self.generator_ema is not None:
+            self.update_ema_generator()
         out = {k: v.detach() for k, v in terms.items()}
         out["g_loss"] = loss.detach()
         out["top_class_frac"] = top_class_fraction(t32.detach())
