@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import torch
 
@@ -93,8 +94,16 @@ def test_two_rank_step_equals_one_process_step_on_the_whole_batch(tmp_path):
 
 
 def _children(pid):
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """PIDs whose parent is ``pid`` (read from /proc, so no ps binary is needed)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[1]) == pid:  # fields after "(comm)": state, ppid, ...
+            kids.append(int(stat.parent.name))
+    return kids
 
 
 def test_a_killed_rank_stops_the_run_and_it_resumes(digits_teacher, tmp_path):
