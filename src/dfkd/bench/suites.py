@@ -69,13 +69,13 @@ _register(Suite(
     method_config=_SMALL_METHODS,
 ))
 
-# CIFAR-10 on 2 CPU cores: one WRN-16-2 teacher pass over 256 images costs about 0.5 s forward+backward, so
-# a PRE-DFKD iteration (generator step, 5 student steps, 2 VAE updates) takes about 4 s and DFAD's about 2 s.
-# 400 iterations keep a PRE-DFKD + DFAD pair under an hour; this is a small budget for CIFAR-10 (the paper
-# runs 14,400 iterations of 10 steps on 1,024 samples): expect far lower accuracy than the paper's.
+# CIFAR-10 on 2 CPU cores: a PRE-DFKD iteration (generator step, 5 student steps, 2 VAE updates) takes
+# 5.3 s (measured, bf16), DFAD's about half. 400 iterations keep a PRE-DFKD + DFAD pair under an hour; this
+# is a small budget for CIFAR-10 (the paper runs 14,400 iterations of 10 steps on 1,024 samples): expect far
+# lower accuracy than the paper's.
 _register(Suite(
     name="cifar10-cpu", dataset="cifar10", teacher_arch="wrn-16-2", student_arch="wrn-16-1",
-    description="CIFAR-10, WRN-16-2 -> WRN-16-1, 400 iterations: about 30 min (PRE-DFKD) / 15 min (DFAD) on 2 cores",
+    description="CIFAR-10, WRN-16-2 -> WRN-16-1, 400 iterations: about 36 min (PRE-DFKD) / 18 min (DFAD) on 2 cores",
     config={"batch_size": 256, "student_steps": 5, "generator_width": 64, "latent_dim": 256, "iterations": 400,
             "eval_every": 40, "lr_student": 0.1, "lr_generator": 1e-3},
     # PRE-DFKD updates its VAE on 4 of 10 student steps; with 5 steps, 2 keeps that proportion.
