@@ -78,6 +78,37 @@ def _bare_setup(info, teacher, student, cfg, fast: bool):
     return gen, teacher, student, opt_s, opt_g, ac
 
 
+def _set_cosine_lr(opt, cfg, it: int) -> None:
+    for group in opt.param_groups:
+        group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
+
+
+def _student_l1_step(x, teacher, student, opt, ac) -> None:
+    """One student update: L1 between student and teacher logits on detached samples x."""
+    with torch.no_grad(), ac():
+        t = teacher(x)
+    with ac():
+        s = student(x)
+    loss = (s.float() - t.float()).abs().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+@contextlib.contextmanager
+def _scoring(student):
+    """The student scores samples for the generator: eval mode, no parameter gradients."""
+    student.eval()
+    for p in student.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in student.parameters():
+            p.requires_grad_(True)
+        student.train()
+
+
 def _js(a, b, temperature):
     log_p, log_q = F.log_softmax(a / temperature, 1), F.log_softmax(b / temperature, 1)
     log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - math.log(2.0)
@@ -93,31 +124,19 @@ def bare_dfad(info, teacher, student, cfg, fast: bool) -> Callable[[int], None]:
     gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
 
     def iteration(it: int) -> None:
-        for group in opt_s.param_groups:
-            group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
+        _set_cosine_lr(opt_s, cfg, it)
         for _ in range(cfg.student_steps):
             with torch.no_grad(), ac():
                 x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
-                t = teacher(x)
+            _student_l1_step(x, teacher, student, opt_s, ac)
+        with _scoring(student):
             with ac():
-                s = student(x)
-            loss = (s.float() - t.float()).abs().mean()
-            opt_s.zero_grad()
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                t, s = teacher(x), student(x)
+            loss = -(s.float() - t.float()).abs().mean()
+            opt_g.zero_grad()
             loss.backward()
-            opt_s.step()
-        student.eval()
-        for p in student.parameters():
-            p.requires_grad_(False)
-        with ac():
-            x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
-            t, s = teacher(x), student(x)
-        loss = -(s.float() - t.float()).abs().mean()
-        opt_g.zero_grad()
-        loss.backward()
-        opt_g.step()
-        for p in student.parameters():
-            p.requires_grad_(True)
-        student.train()
+            opt_g.step()
 
     return iteration
 
@@ -153,40 +172,27 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool) -> Callable[[int], No
         return x
 
     def iteration(it: int) -> None:
-        for group in opt_s.param_groups:
-            group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
+        _set_cosine_lr(opt_s, cfg, it)
         # generator: DAFL priors + bounded JS adversarial term
-        student.eval()
-        for p in student.parameters():
-            p.requires_grad_(False)
-        with ac():
-            x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
-            f = teacher.forward_features(x)
-            t = teacher.forward_head(f)
-            s = student(x)
-        t = t.float()
-        loss = (cfg.w_one_hot * F.cross_entropy(t, t.argmax(1)) + cfg.w_info_entropy * _entropy_prior(t)
-                - cfg.w_activation * f.float().abs().mean()
-                + cfg.w_adversarial * (1 - _js(s.float(), t, cfg.js_temperature) / math.log(2.0)))
-        opt_g.zero_grad()
-        loss.backward()
-        opt_g.step()
-        for p in student.parameters():
-            p.requires_grad_(True)
-        student.train()
+        with _scoring(student):
+            with ac():
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                f = teacher.forward_features(x)
+                t = teacher.forward_head(f)
+                s = student(x)
+            t = t.float()
+            loss = (cfg.w_one_hot * F.cross_entropy(t, t.argmax(1)) + cfg.w_info_entropy * _entropy_prior(t)
+                    - cfg.w_activation * f.float().abs().mean()
+                    + cfg.w_adversarial * (1 - _js(s.float(), t, cfg.js_temperature) / math.log(2.0)))
+            opt_g.zero_grad()
+            loss.backward()
+            opt_g.step()
         # student steps on novel + replayed samples, VAE updates on the first vae_updates of them
         for step in range(cfg.student_steps):
             with torch.no_grad(), ac():
                 x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
             x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
-            with torch.no_grad(), ac():
-                t = teacher(x)
-            with ac():
-                s = student(x)
-            loss = (s.float() - t.float()).abs().mean()
-            opt_s.zero_grad()
-            loss.backward()
-            opt_s.step()
+            _student_l1_step(x, teacher, student, opt_s, ac)
             if step >= cfg.vae_updates:
                 continue
             xv = x_new[:n_vae]

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -258,7 +259,7 @@ def distill(
                 if stopping:
                     raise RunInterrupted(f"stopped by {stop.name or 'a signal to another rank'} after iteration "
                                          f"{done}/{cfg.iterations}; checkpoint saved; continue with: dfkd resume "
-                                         f"{out}", stop.signum or 15)
+                                         f"{out}", stop.signum or signal.SIGTERM)
             consistent = _ranks_agree(m, ctx)
     finally:
         bar.close()

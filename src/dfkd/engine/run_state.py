@@ -50,11 +50,10 @@ class LoopState:
     rollbacks: int = 0  # non-finite events over the whole run
 
     def copy(self) -> "LoopState":
-        return LoopState(**{**asdict(self), "sums": {k: v.clone() for k, v in self.sums.items()},
-                            "accs": list(self.accs), "signal": list(self.signal)})
+        return copy.deepcopy(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "sums": dict(self.sums), "accs": list(self.accs), "signal": list(self.signal)}
+        return asdict(self)  # a deep copy: tensors, lists and dicts included
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LoopState":
