@@ -78,6 +78,7 @@ def test_two_rank_step_equals_one_process_step_on_the_whole_batch(tmp_path):
         m.student_step(x[rank * per:(rank + 1) * per])
         if rank == 0:
             torch.save(m.student.state_dict(), {str(tmp_path)!r} + f"/world{{world}}.pt")
+        m.close()  # drops the DDP wrapper before the process group goes
         ctx.close()
     """))
     r = torchrun(str(script))

@@ -21,6 +21,7 @@ Semantics (see the README's "Several processes" section):
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -79,12 +80,11 @@ class DistContext:
         dist.all_gather_object(out, obj)
         return out
 
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
     def close(self) -> None:
+        """Destroy the group this process created, after a barrier and once unreferenced DDP wrappers are gone."""
         if self.owns_group and dist.is_initialized():
+            dist.barrier()
+            gc.collect()
             dist.destroy_process_group()
 
 

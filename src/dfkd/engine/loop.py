@@ -298,7 +298,6 @@ def distill(
                         out / "student.pt")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         save_sample_grid(m, info, out / "samples.pt")
-    ctx.barrier()
     ctx.close()
     return DistillResult(student, summary, m, out)
 

@@ -196,9 +196,13 @@ class Method:
         return wrap_ddp(module, self.dist, self.cfg.sync_bn)
 
     def close(self) -> None:
-        """Detach everything this method attached to the teacher (BN-statistics hooks)."""
+        """Detach what this method attached: BN-statistics hooks on the teacher, and the DDP wrappers (they hold
+        the process group, which must outlive them)."""
         if self.bn_prior is not None:
             self.bn_prior.remove()
+        for attr, value in list(vars(self).items()):
+            if isinstance(value, nn.parallel.DistributedDataParallel):
+                setattr(self, attr, value.module)
 
     # -- what the loop needs -------------------------------------------------------------------------
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
