@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dfkd import create_model, load_model
 from dfkd.data import dataset_info
@@ -18,6 +19,7 @@ TINY = {"iterations": 2, "batch_size": 16, "student_steps": 2, "generator_width"
         "eval_every": 1, "log_every": 1, "bf16": False, "channels_last": False}
 TINY_EXTRA = {"pre-dfkd": {"vae_width": 4, "vae_latent_dim": 8, "vae_updates": 2},
               "mb-dfkd": {"memory_batches": 2, "memory_batch_size": 4, "push_every": 1}}
+TINY_EXTRA["pre-dfkd+"] = TINY_EXTRA["pre-dfkd"]
 
 
 def tiny_config(name, **kw):
@@ -41,7 +43,7 @@ def test_two_iterations_finite_and_checkpoint_roundtrip(name, tmp_path):
     evals = [r for r in rows if r["kind"] == "eval"]  # no eval data: the data-free progress signal only
     assert len(train) == 2 and "NaN" not in text and "s_loss" in train[-1]
     assert len(evals) == 2 and all(0 <= e["agree_novel"] <= 100 and "test_acc" not in e for e in evals)
-    assert ("agree_replay" in evals[-1]) == (name in ("pre-dfkd", "mb-dfkd"))
+    assert ("agree_replay" in evals[-1]) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd"))
     # The method's full state round-trips through a weights_only checkpoint.
     method = result.method
     buf = io.BytesIO()
@@ -189,3 +191,43 @@ def test_ema_generator_follows_the_generator_and_feeds_the_student():
         assert torch.allclose(x[:6], m.generator(z[:6]), atol=1e-5)
         assert torch.allclose(x[6:], m.generator_ema(z[6:]), atol=1e-5)  # a quarter from the EMA copy
     assert "generator_ema" in m.state_dict()["modules"]
+
+
+def test_pre_dfkd_plus_uses_the_bn_prior_only_with_a_bn_teacher():
+    cls = get_method("pre-dfkd+")
+    cfg = resolve_config(cls, tiny_config("pre-dfkd+"))
+    teacher, student = nets()  # LeNet: no BatchNorm, so no prior and no error
+    m = cls(teacher, student, INFO, cfg)
+    assert m.cfg.w_bn == 0 and m.bn_prior is None
+    bn_teacher = create_model("cnn-bn", num_classes=10, in_channels=1, width=4)
+    m = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO, cfg)
+    assert m.cfg.w_bn == cfg.w_bn_auto == 1.0 and m.bn_prior is not None
+    out, _, _ = m.generator_step()
+    assert "g_bn" in out and torch.isfinite(out["g_bn"])
+    m.close()
+    assert not any(mod._forward_hooks for mod in bn_teacher.modules())
+    off = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO,
+              resolve_config(cls, tiny_config("pre-dfkd+", w_bn_auto=0)))
+    assert off.bn_prior is None
+    assert get_method("pre-dfkd").Config().w_bn == 0  # the faithful method is unchanged
+
+
+def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_batch():
+    teacher, student = nets()
+    cls = get_method("dfad")
+    m = cls(teacher, student, INFO, resolve_config(cls, tiny_config("dfad", augment_crop=4, augment_flip=True)))
+    seen = {}
+    hooks = [net.register_forward_pre_hook(lambda mod, inp, key=key: seen.__setitem__(key, inp[0].clone()))
+             for key, net in (("teacher", teacher), ("student", student))]
+    x = m.synthesize(16)
+    given_logits = torch.zeros(16, 10)  # must be ignored: the teacher labels the augmented batch
+    m.student_step(x, given_logits)
+    for h in hooks:
+        h.remove()
+    assert seen["student"].shape == x.shape and torch.equal(seen["teacher"], seen["student"])
+    assert not torch.equal(seen["student"], x)  # cropped/flipped
+    # Every augmented image is a shifted and possibly mirrored copy of its source, zero-padded.
+    for a, src in zip(seen["student"], x):
+        matches = [torch.equal(a, F.pad(img, (4, 4, 4, 4))[:, dy:dy + 32, dx:dx + 32])
+                   for img in (src, src.flip(2)) for dy in range(9) for dx in range(9)]
+        assert any(matches)

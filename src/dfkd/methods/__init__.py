@@ -8,10 +8,11 @@ from .dfad import DFAD
 from .mb_dfkd import MBDFKD
 from .noise import NoiseBaseline
 from .pre_dfkd import PREDFKD
+from .pre_dfkd_plus import PREDFKDPlus
 
 METHODS: Registry[type[Method]] = Registry("method")
 
-for _cls in (DAFL, DFAD, MBDFKD, NoiseBaseline, PREDFKD):
+for _cls in (DAFL, DFAD, MBDFKD, NoiseBaseline, PREDFKD, PREDFKDPlus):
     METHODS.register(_cls.name)(_cls)
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import losses
+from ..data.augment import Augmentation, augment_batch
 from ..data.info import DatasetInfo
 from ..errors import DfkdError
 from ..evaluate import precision_context
@@ -76,6 +77,10 @@ class DistillConfig:
     ema_generator: float = 0.0  # EMA momentum (0: off; e.g. 0.99)
     ema_fraction: float = 0.5
     js_temperature: float = 3.0
+    # Augmentation of the student's synthetic batches (as CMI and Fast-DFKD do; the teacher labels the
+    # augmented images): random crop of the same size from a zero-padded image (0 = off), horizontal flip
+    augment_crop: int = 0
+    augment_flip: bool = False
     # Student objective
     student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
     kd_temperature: float = 1.0
@@ -101,7 +106,7 @@ class DistillConfig:
                          "generator_width", "collapse_patience")
         require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
                              "signal_samples",
-                             "max_rollbacks",
+                             "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "w_bn", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
@@ -188,6 +193,7 @@ class Method:
         # ranks); passes that only score or sample use the plain modules.
         self.student_train = self.wrap(self.student)
         self.generator_train = self.wrap(self.generator)
+        self.augmentation = Augmentation(crop_padding=cfg.augment_crop, hflip=cfg.augment_flip)
         self.generator_ema = None
         if cfg.ema_generator > 0:
             self.generator_ema = freeze(copy.deepcopy(self.generator)).train()  # train mode: batch statistics
@@ -288,7 +294,10 @@ class Method:
             b_ema.copy_(b)
 
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """One student update on detached samples ``x`` (teacher logits computed here unless given)."""
+        """One student update on detached samples ``x`` (teacher logits computed here unless given; with
+        ``augment_crop``/``augment_flip`` the batch is augmented first and the teacher labels what the student sees)."""
+        if self.augmentation.active:
+            x, t_logits = augment_batch(x, self.augmentation).contiguous(memory_format=self.memory_format), None
         if t_logits is None:
             with torch.no_grad(), self.precision():
                 t_logits = self.teacher(x)
