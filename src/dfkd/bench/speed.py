@@ -9,10 +9,14 @@ the weights are, and no data set or teacher training is needed):
   bare_fp32   a plain, minimal loop written below with nothing from dfkd's machinery (only the same network
               classes), doing exactly the same forward/backward passes and optimizer steps in fp32, default
               memory format and default optimizers: the reference;
-  bare_same   the same bare loop with the precision and memory-format settings that dfkd uses.
+  bare_same   the same bare loop with the precision and memory-format settings that dfkd uses;
+  bare_same_compiled  (only with ``--compile``) bare_same with every network's forward passes through
+              ``torch.compile`` (inductor), to measure whether compiling would pay on this machine; the
+              compilation itself happens in the warm-up iterations and is reported separately.
 
 speedup_vs_fp32_bare = bare_fp32 / dfkd and overhead_vs_same_settings_bare = dfkd / bare_same (seconds per
-iteration, after warm-up iterations). The bare loops exist for the methods whose iteration they transcribe
+iteration, after warm-up iterations); with ``--compile`` also compile_speedup_vs_same_settings_bare =
+bare_same / bare_same_compiled. The bare loops exist for the methods whose iteration they transcribe
 (``BARE_LOOPS``).
 """
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ..errors import DfkdError
 from .suites import Suite, get_suite
 
 VARIANTS = ("bare_fp32", "bare_same", "dfkd")
+COMPILED = "bare_same_compiled"
 
 
 def _networks(suite: Suite, seed: int = 0):
@@ -56,6 +61,15 @@ def _config(suite: Suite, method: str, overrides: dict[str, Any]):
 
 
 # -- the bare loops: plain PyTorch, transcribed from the methods' docstrings --------------------------------
+
+def _compile(*modules) -> None:
+    """Compile the forward passes the bare loops call (``__call__``, and the feature/decoder entry points)."""
+    for m in modules:
+        m.compile()
+        for name in ("forward_features", "decode"):
+            if hasattr(m, name):
+                setattr(m, name, torch.compile(getattr(m, name)))
+
 
 def _bare_setup(info, teacher, student, cfg, fast: bool):
     """Networks and optimizers for a bare loop; ``fast`` applies dfkd's precision/memory-format settings."""
@@ -120,8 +134,10 @@ def _entropy_prior(t):
     return (p * torch.log10(p.clamp_min(1e-12))).sum()
 
 
-def bare_dfad(info, teacher, student, cfg, fast: bool) -> Callable[[int], None]:
+def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
     gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+    if compiled:
+        _compile(gen, teacher, student)
 
     def iteration(it: int) -> None:
         _set_cosine_lr(opt_s, cfg, it)
@@ -141,13 +157,15 @@ def bare_dfad(info, teacher, student, cfg, fast: bool) -> Callable[[int], None]:
     return iteration
 
 
-def bare_pre_dfkd(info, teacher, student, cfg, fast: bool) -> Callable[[int], None]:
+def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
     from ..replay.vae import ReplayVAE
 
     gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
     fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
     vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(memory_format=fmt).train()
     opt_v = torch.optim.Adam(vae.parameters(), lr=cfg.lr_vae)
+    if compiled:
+        _compile(gen, teacher, student, vae)
     n_replay = int(round(cfg.batch_size * cfg.replay_ratio))
     n_self = int(round(cfg.batch_size * cfg.vae_self_replay_ratio))
     n_vae = max(1, int(cfg.batch_size * cfg.vae_novel_fraction))
@@ -229,7 +247,7 @@ def measure_variant(variant: str, suite_name: str, method: str, iterations: int,
     suite = get_suite(suite_name)
     cfg = _config(suite, method, {**overrides, "iterations": warmup + iterations})
     info, teacher, student = _networks(suite, cfg.seed)
-    replay_bytes = None
+    replay_bytes, compile_seconds = None, None
     if variant == "dfkd":
         from ..engine import distill
         from ..metrics_log import read_metrics
@@ -244,20 +262,24 @@ def measure_variant(variant: str, suite_name: str, method: str, iterations: int,
         replay_bytes = res.summary["replay_memory_bytes"]
     else:
         torch.manual_seed(cfg.seed)
-        step = BARE_LOOPS[method](info, teacher, student, cfg, fast=variant == "bare_same")
-        for it in range(warmup):
+        step = BARE_LOOPS[method](info, teacher, student, cfg, fast=variant != "bare_fp32", compiled=variant == COMPILED)
+        t0 = time.perf_counter()
+        step(0)  # the first iteration compiles (COMPILED) or warms the allocator
+        compile_seconds = time.perf_counter() - t0 if variant == COMPILED else None
+        for it in range(1, warmup):
             step(it)
         t0 = time.perf_counter()
         for it in range(warmup, warmup + iterations):
             step(it)
         seconds = (time.perf_counter() - t0) / iterations
     return {"variant": variant, "seconds_per_iteration": seconds, "peak_rss_bytes": _peak_rss_bytes(),
-            "replay_memory_bytes": replay_bytes}
+            "replay_memory_bytes": replay_bytes, "first_iteration_seconds": compile_seconds}
 
 
 def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: int = 30, warmup: int = 10,
-                        overrides: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure the three variants one after the other (never concurrently) and return the figures."""
+                        overrides: dict[str, Any] | None = None, log: Callable[[str], None] = print,
+                        compile: bool = False) -> dict[str, Any]:
+    """Measure the variants one after the other (never concurrently) and return the figures."""
     suite = get_suite(suite_name)
     if method not in BARE_LOOPS:
         raise DfkdError(f"no bare reference loop for method '{method}'; --speed supports: {', '.join(BARE_LOOPS)}")
@@ -266,7 +288,7 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
     if warmup % cfg.log_every or iterations % cfg.log_every:
         raise DfkdError(f"--iterations and the warm-up must be multiples of log_every ({cfg.log_every})")
     results = {}
-    for variant in VARIANTS:
+    for variant in VARIANTS + ((COMPILED,) if compile else ()):
         log(f"speed: {variant} ({warmup} warm-up + {iterations} timed iterations) ...")
         payload = json.dumps({"variant": variant, "suite": suite_name, "method": method, "iterations": iterations,
                               "warmup": warmup, "overrides": overrides})
@@ -276,7 +298,13 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
             tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise DfkdError(f"speed variant '{variant}' failed: {tail}")
         results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
-    s = {v: results[v]["seconds_per_iteration"] for v in VARIANTS}
+    s = {v: r["seconds_per_iteration"] for v, r in results.items()}
+    compiled = {} if not compile else {
+        "seconds_per_iteration_bare_same_compiled": s[COMPILED],
+        "compile_speedup_vs_same_settings_bare": s["bare_same"] / s[COMPILED],
+        "first_iteration_seconds_bare_same_compiled": results[COMPILED]["first_iteration_seconds"],
+        "peak_rss_bytes_bare_same_compiled": results[COMPILED]["peak_rss_bytes"],
+    }
     return {
         "suite": suite_name, "method": method, "teacher_arch": suite.teacher_arch, "student_arch": suite.student_arch,
         "batch_size": cfg.batch_size, "student_steps": cfg.student_steps, "bf16": cfg.bf16,
@@ -291,6 +319,7 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
         "peak_rss_bytes_bare_fp32": results["bare_fp32"]["peak_rss_bytes"],
         "peak_rss_bytes_bare_same_settings": results["bare_same"]["peak_rss_bytes"],
         "replay_memory_bytes": results["dfkd"]["replay_memory_bytes"],
+        **compiled,
     }
 
 
@@ -308,7 +337,12 @@ def format_speed(r: dict[str, Any]) -> str:
         f"  speedup_vs_fp32_bare {r['speedup_vs_fp32_bare']:.2f}x   "
         f"overhead_vs_same_settings_bare {r['overhead_vs_same_settings_bare']:.3f}   "
         f"replay_memory_bytes {r['replay_memory_bytes']}",
-    ])
+    ] + ([] if "seconds_per_iteration_bare_same_compiled" not in r else [
+        f"  bare loop, same settings + torch.compile: {r['seconds_per_iteration_bare_same_compiled']:.4f} s/it "
+        f"(first iteration {r['first_iteration_seconds_bare_same_compiled']:.1f} s)   "
+        f"compile_speedup_vs_same_settings_bare {r['compile_speedup_vs_same_settings_bare']:.2f}x   "
+        f"peak RSS {r['peak_rss_bytes_bare_same_compiled'] / mib:.0f} MiB",
+    ]))
 
 
 def _main() -> int:

@@ -32,6 +32,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="time seconds per iteration of dfkd vs a bare PyTorch loop (fp32, and dfkd's settings), "
                         "with peak memory; --iterations sets the timed iterations (default 30)")
     p.add_argument("--method", default="pre-dfkd", help="--speed: the method to time (pre-dfkd or dfad)")
+    p.add_argument("--compile", action="store_true",
+                   help="--speed: also time the bare loop (dfkd's settings) under torch.compile")
     p.add_argument("--warmup", type=positive_int, default=10, help="--speed: untimed iterations first (default 10)")
     p.add_argument("--methods", type=_csv, help="comma-separated methods (default: the suite's)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: the suite's)")
@@ -52,7 +54,8 @@ def run_speed(args: argparse.Namespace) -> int:
 
     log = (lambda msg: print(msg, file=sys.stderr)) if (args.json or args.quiet) else print
     result = run_speed_benchmark(args.suite or "fashion-mnist", args.method, iterations=args.iterations or 30,
-                                 warmup=args.warmup, overrides=parse_set_options(args.set), log=log)
+                                 warmup=args.warmup, overrides=parse_set_options(args.set), log=log,
+                                 compile=args.compile)
     print(json.dumps(result) if args.json else format_speed(result))
     return 0
 
