@@ -212,6 +212,20 @@ def test_pre_dfkd_plus_uses_the_bn_prior_only_with_a_bn_teacher():
     assert get_method("pre-dfkd").Config().w_bn == 0  # the faithful method is unchanged
 
 
+def test_pre_dfkd_plus_augments_like_the_data_sets_teacher_training():
+    cls = get_method("pre-dfkd+")
+    cfg = resolve_config(cls, tiny_config("pre-dfkd+"))
+    teacher, student = nets()
+    assert not cls(teacher, student, INFO, cfg).augmentation.active  # digits: not flip-invariant, no augmentation
+    cifar = dataset_info("cifar10")
+    t3, s3 = (create_model("lenet5-half", num_classes=10, in_channels=3) for _ in range(2))
+    aug = cls(t3, s3, cifar, cfg).augmentation
+    assert aug.crop_padding == 4 and aug.hflip
+    explicit = cls(t3, s3, cifar, resolve_config(cls, tiny_config("pre-dfkd+", augment_crop=2))).augmentation
+    assert explicit.crop_padding == 2 and not explicit.hflip
+    assert not cls(t3, s3, cifar, resolve_config(cls, tiny_config("pre-dfkd+", augment_auto=False))).augmentation.active
+
+
 def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_batch():
     teacher, student = nets()
     cls = get_method("dfad")

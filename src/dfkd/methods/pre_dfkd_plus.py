@@ -8,10 +8,13 @@ Additions (each one a shared option of every method, set here by default):
       L_G = L_G^PRE-DFKD + w_bn * sum_l ( ||mean(x_l) - mu_l||_2 + ||var(x_l) - sigma2_l||_2 )
   ``w_bn_auto`` is that weight; a teacher without BatchNorm (LeNet-5) runs without the term instead of
   failing, and an explicit ``w_bn`` > 0 overrides it (and still requires BatchNorm layers).
-- Augmented student batches (random crop with zero padding ``augment_crop`` and horizontal flip, as CMI
-  and Fast-DFKD train their students): the student and the teacher see the same augmented images, so
-  every synthetic batch covers more of the input space at no extra generator cost:
+- Augmented student batches (random crop with zero padding and horizontal flip, as CMI and Fast-DFKD
+  train their students), with the augmentation teachers of the data set are trained with
+  (``dfkd.data.augment.default_augmentation``: crop 4 + flip for natural images, none for digits and
+  MNIST-like data, whose classes are not flip-invariant: Fashion-MNIST's shoes all face one way). The
+  student and the teacher see the same augmented images:
       L_S = mean |S(A(x)) - T(A(x))|,   x = [G(z) ; D(z')],  A = random crop + flip
+  ``augment_auto`` applies it when ``augment_crop``/``augment_flip`` are not set explicitly.
 
 What was tried and not kept (figures in BENCHMARKS.md): an EMA generator (MAD, Do et al. NeurIPS 2022)
 and a stronger adversarial term (w_adversarial 3).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..data.augment import default_augmentation
 from .base import require_non_negative
 from .pre_dfkd import PREDFKD, PREDFKDConfig
 from ..priors.bn_statistics import batchnorm_layers
@@ -29,8 +33,7 @@ from ..priors.bn_statistics import batchnorm_layers
 @dataclass
 class PREDFKDPlusConfig(PREDFKDConfig):
     w_bn_auto: float = 1.0  # BN prior weight used when w_bn is 0 and the teacher has BatchNorm layers
-    augment_crop: int = 4
-    augment_flip: bool = True
+    augment_auto: bool = True  # the data set's teacher-training augmentation when augment_crop/flip are unset
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,4 +49,7 @@ class PREDFKDPlus(PREDFKD):
     def __init__(self, teacher, student, info, cfg: PREDFKDPlusConfig, dist=None) -> None:
         if cfg.w_bn == 0 and cfg.w_bn_auto > 0 and batchnorm_layers(teacher):
             cfg = dataclasses.replace(cfg, w_bn=cfg.w_bn_auto)
+        if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
+            aug = default_augmentation(info.name)
+            cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip)
         super().__init__(teacher, student, info, cfg, dist)
