@@ -245,3 +245,20 @@ def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_bat
         matches = [torch.equal(a, F.pad(img, (4, 4, 4, 4))[:, dy:dy + 32, dx:dx + 32])
                    for img in (src, src.flip(2)) for dy in range(9) for dx in range(9)]
         assert any(matches)
+
+
+def test_mixup_replaces_a_fraction_of_the_batch_by_convex_combinations():
+    from dfkd.methods.base import mix_batch
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 4, 4)
+    torch.manual_seed(1)
+    y = mix_batch(x, 0.5)
+    assert y.shape == x.shape and torch.equal(y[4:], x[4:])  # the rest untouched
+    torch.manual_seed(1)
+    partner = torch.randint(0, 8, (4,))
+    lam = torch.rand(4, 1, 1, 1)
+    assert torch.allclose(y[:4], lam * x[:4] + (1 - lam) * x[partner])
+    assert torch.equal(mix_batch(x, 0.0), x)
+    from dfkd import DfkdError
+    with pytest.raises(DfkdError, match="augment_mixup"):
+        resolve_config(get_method("dfad"), {"augment_mixup": 1.5})

@@ -81,6 +81,9 @@ class DistillConfig:
     # augmented images): random crop of the same size from a zero-padded image (0 = off), horizontal flip
     augment_crop: int = 0
     augment_flip: bool = False
+    # mixup (Zhang et al., ICLR 2018) of synthetic samples: this fraction of each student batch is replaced by
+    # lam * x_i + (1 - lam) * x_j (lam ~ U(0, 1), j a random partner); the teacher labels the mixtures
+    augment_mixup: float = 0.0
     # Student objective
     student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
     kd_temperature: float = 1.0
@@ -117,6 +120,8 @@ class DistillConfig:
         if not (0 <= self.ema_generator < 1 and 0 <= self.ema_fraction <= 1):
             raise DfkdError(f"config 'ema_generator' must be in [0, 1) and 'ema_fraction' in [0, 1], got "
                             f"{self.ema_generator} and {self.ema_fraction}")
+        if not 0 <= self.augment_mixup <= 1:
+            raise DfkdError(f"config 'augment_mixup' must be in [0, 1], got {self.augment_mixup}")
         if not self.dist_timeout_s > 0:
             raise DfkdError(f"config 'dist_timeout_s' must be positive, got {self.dist_timeout_s}")
         if not 0 < self.collapse_threshold <= 1:
@@ -155,6 +160,17 @@ def top_class_fraction(logits: torch.Tensor) -> torch.Tensor:
     """
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
     return counts.max().float() / logits.shape[0]
+
+
+def mix_batch(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The first ``round(fraction * n)`` samples replaced by lam * x_i + (1 - lam) * x_perm(i), lam ~ U(0, 1)."""
+    k = int(round(fraction * x.shape[0]))
+    if k == 0:
+        return x
+    partner = torch.randint(0, x.shape[0], (k,))
+    lam = torch.rand(k, *([1] * (x.dim() - 1)))
+    mixed = (lam * x[:k].float() + (1 - lam) * x[partner].float()).to(x.dtype)
+    return torch.cat([mixed, x[k:]])
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -298,6 +314,8 @@ class Method:
         ``augment_crop``/``augment_flip`` the batch is augmented first and the teacher labels what the student sees)."""
         if self.augmentation.active:
             x, t_logits = augment_batch(x, self.augmentation).contiguous(memory_format=self.memory_format), None
+        if self.cfg.augment_mixup > 0:
+            x, t_logits = mix_batch(x, self.cfg.augment_mixup).contiguous(memory_format=self.memory_format), None
         if t_logits is None:
             with torch.no_grad(), self.precision():
                 t_logits = self.teacher(x)
