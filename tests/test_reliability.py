@@ -151,6 +151,37 @@ def test_every_method_resumes_exactly_after_a_crash(name, monkeypatch, tmp_path)
     assert rows(tmp_path / "ref") == rows(tmp_path / "run")
 
 
+def test_resume_of_a_run_written_before_a_config_key_existed(monkeypatch, tmp_path):
+    """A run checkpointed by a dfkd without some config key ran with that key's default: it resumes when the key
+    is still at its default, and is refused (naming the key) when it is not."""
+    import yaml
+
+    cfg = {"iterations": 6, "batch_size": 16, "student_steps": 1, "generator_width": 4, "latent_dim": 8,
+           "log_every": 1, "eval_every": 2, "checkpoint_every": 3, "bf16": False, "channels_last": False}
+    original = DFAD.iteration
+
+    def crashing(self, it):
+        if it == 4:
+            raise Crash
+        return original(self, it)
+
+    monkeypatch.setattr(DFAD, "iteration", crashing)
+    with pytest.raises(Crash):
+        distill(lenet(), lenet(), "dfad", cfg, info=INFO, out_dir=tmp_path, progress=False)
+    monkeypatch.setattr(DFAD, "iteration", original)
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    del state["resolved"]["config"]["augment_mixup"]  # as if written before the key existed
+    torch.save(state, tmp_path / STATE_FILE)
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["config"]["augment_mixup"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(DfkdError, match="augment_mixup: 0.0 in the run, 0.5 now"):
+        distill(lenet(), lenet(), "dfad", {**cfg, "augment_mixup": 0.5}, info=INFO, out_dir=tmp_path, progress=False,
+                resume=True)
+    res = distill(lenet(), lenet(), "dfad", cfg, info=INFO, out_dir=tmp_path, progress=False, resume=True)
+    assert res.summary["iterations"] == 6
+
+
 def lenet():
     return create_model("lenet5-half", num_classes=10, in_channels=1, input_size=32)
 

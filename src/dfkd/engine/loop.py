@@ -164,7 +164,7 @@ def distill(
     payload, error = None, None
     if out is not None and main:
         try:
-            payload = open_run_dir(out, resolved, overwrite, resume)
+            payload = open_run_dir(out, resolved, overwrite, resume, to_plain(method_cls.Config()))
         except DfkdError as exc:
             error = str(exc)
     error = ctx.broadcast_object(error)

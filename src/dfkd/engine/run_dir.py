@@ -52,15 +52,24 @@ def _config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: s
     return out
 
 
-def open_run_dir(out: Path, resolved: dict[str, Any], overwrite: bool,
-                 resume: bool) -> dict[str, Any] | None:
+def _with_defaults(saved: dict[str, Any], config_defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """A run written by a dfkd that did not yet have a config key ran with that key's default."""
+    if not config_defaults or not isinstance(saved.get("config"), dict):
+        return saved
+    return {**saved, "config": {**config_defaults, **saved["config"]}}
+
+
+def open_run_dir(out: Path, resolved: dict[str, Any], overwrite: bool, resume: bool,
+                 config_defaults: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Prepare ``out`` for a fresh run (returns None), or check the run checkpointed there and return its
-    checkpoint (``resume``), with ``metrics.jsonl`` cut back to the rows the checkpoint accounts for."""
+    checkpoint (``resume``), with ``metrics.jsonl`` cut back to the rows the checkpoint accounts for.
+    ``config_defaults`` (the method's config defaults) fill keys the saved run predates."""
     state_path, config_path = out / STATE_FILE, out / "config.yaml"
     if resume and not overwrite and (state_path.exists() or config_path.exists()):
         saved = read_yaml(config_path) if config_path.exists() else None
         payload = load_run_state(state_path) if state_path.exists() else None
-        diffs = _config_differences(payload["resolved"] if payload else saved or {}, resolved)
+        diffs = _config_differences(_with_defaults(payload["resolved"] if payload else saved or {}, config_defaults),
+                                    resolved)
         if diffs:
             raise DfkdError(f"'{out}' holds a run with other settings ({'; '.join(diffs[:3])}); resume it with the "
                             "same settings (dfkd resume DIR), or use --overwrite to start over")

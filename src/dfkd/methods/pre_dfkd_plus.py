@@ -16,8 +16,11 @@ Additions (each one a shared option of every method, set here by default):
       L_S = mean |S(A(x)) - T(A(x))|,   x = [G(z) ; D(z')],  A = random crop + flip
   ``augment_auto`` applies it when ``augment_crop``/``augment_flip`` are not set explicitly.
 
-What was tried and not kept (figures in BENCHMARKS.md): an EMA generator (MAD, Do et al. NeurIPS 2022)
-and a stronger adversarial term (w_adversarial 3).
+With a teacher without BatchNorm on MNIST-like data neither addition applies, and PRE-DFKD+ is PRE-DFKD.
+What was tried there and not kept (Fashion-MNIST, 200 iterations, BENCHMARKS.md "PRE-DFKD+"): an EMA
+generator (MAD, Do et al. NeurIPS 2022), a stronger adversarial term, a higher generator learning rate,
+more replay, KL instead of L1 student loss, mixup of synthetic samples; none beat PRE-DFKD by more than
+the seed-to-seed spread, several were worse.
 """
 from __future__ import annotations
 
