@@ -4,6 +4,12 @@ Recipe: SGD with Nesterov momentum 0.9, weight decay 5e-4, per-iteration cosine 
 linear warm-up, cross-entropy; random crop (pad 4) + horizontal flip for natural images only. The epoch
 counts are chosen for this project's targets (digits >= 97 %, Fashion-MNIST LeNet-5 >= 90 %, BN CNN >= 92 %,
 CIFAR-10 WRN-16-2 >= 90 %) at CPU cost; ``--epochs`` etc. override them.
+
+Long runs are resumable: after every epoch the full training state (weights, optimizer, epoch, step, the
+shuffling/augmentation generator and the global RNGs) is written atomically to ``teacher-state.pt``;
+``resume=True`` (``dfkd train-teacher ... --resume``) continues from the last finished epoch with the
+same settings, and gives the same weights as an uninterrupted run on the same machine and thread count.
+The state file is removed once ``teacher.pt`` is written.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from torch import nn
 
 from .checkpoint import model_payload, save_checkpoint
 from .config import to_plain, update_config
+from .io_utils import atomic_write
 from .data import ImageDataset, augment_batch, iterate_batches
 from .data.augment import Augmentation, default_augmentation
 from .errors import DfkdError
@@ -85,13 +92,51 @@ def _augmentation(cfg: TeacherConfig, dataset_name: str) -> Augmentation:
     )
 
 
+STATE_FILE = "teacher-state.pt"
+
+
+def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, cfg: TeacherConfig,
+                epoch: int, step: int, metrics: dict[str, Any]) -> None:
+    from .engine.run_state import rng_state
+
+    state = {"format": 1, "config": to_plain(cfg), "epoch": epoch, "step": step, "metrics": metrics,
+             "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+             "rng": rng_state()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_state(path: Path, cfg: TeacherConfig) -> dict[str, Any]:
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # truncated, not a checkpoint
+        raise DfkdError(f"cannot read '{path}' ({type(exc).__name__}); it is truncated or corrupt; start over with "
+                        "--overwrite") from None
+    diffs = [f"{k}: {state['config'].get(k)!r} in the run, {v!r} now" for k, v in to_plain(cfg).items()
+             if state["config"].get(k) != v]
+    if diffs:
+        raise DfkdError(f"'{path.parent}' holds a teacher run with other settings ({'; '.join(diffs[:3])}); resume "
+                        "with the same settings, or use --overwrite to start over")
+    return state
+
+
+def _metrics_rows(path: Path, rows: int) -> None:
+    """Cut ``metrics.jsonl`` back to the rows of the epochs the state accounts for (later ones are redone)."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
+    if len(lines) < rows:
+        raise DfkdError(f"'{path}' has {len(lines)} rows but the teacher state expects {rows}; restore the file or "
+                        "start over with --overwrite")
+    from .io_utils import atomic_write_text
+
+    atomic_write_text(path, "".join(lines[:rows]))
+
+
 def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, arch: str = "custom",
                   arch_kwargs: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, resume: bool = False) -> dict[str, Any]:
     """Train ``model`` in place on ``data``; write ``teacher.pt`` and ``metrics.jsonl`` to ``out_dir``.
 
     Returns the final metrics (``test_acc`` is the accuracy of the final model; no epoch is picked on the
-    test set).
+    test set). With ``resume`` and a ``teacher-state.pt`` in ``out_dir``, training continues from it.
     """
     seed_everything(cfg.seed)
     info = data.info
@@ -110,12 +155,27 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    state_path = Path(out_dir) / STATE_FILE if out_dir else None
+    first_epoch, step, metrics, elapsed = 0, 0, {}, 0.0
+    if resume and state_path is not None and state_path.exists():
+        from .engine.run_state import set_rng_state
+
+        state = _load_state(state_path, cfg)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        set_rng_state(state["rng"])
+        first_epoch, step, metrics = state["epoch"], state["step"], state["metrics"]
+        elapsed = metrics.get("wall_seconds", 0.0)
+        _metrics_rows(Path(out_dir) / "metrics.jsonl", first_epoch)
+    elif out_dir and (Path(out_dir) / "metrics.jsonl").exists():
+        (Path(out_dir) / "metrics.jsonl").unlink()  # a fresh run: never a log mixing two runs
     log = MetricsLog(Path(out_dir) / "metrics.jsonl") if out_dir else None
     bar = Progress(total, desc=f"teacher {arch} on {info.name}", enabled=progress)
-    start = time.perf_counter()
-    step, metrics = 0, {}
+    bar.update(step)
+    start = time.perf_counter() - elapsed
     try:
-        for epoch in range(cfg.epochs):
+        for epoch in range(first_epoch, cfg.epochs):
             model.train()
             loss_sum = torch.zeros(())
             correct = torch.zeros((), dtype=torch.long)
@@ -145,6 +205,8 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
             bar.update(0, loss=metrics["train_loss"], test_acc=metrics["test_acc"])
             if log:
                 log.write(metrics)
+            if state_path is not None and epoch + 1 < cfg.epochs:
+                _save_state(state_path, model, opt, gen, cfg, epoch + 1, step, metrics)
     finally:
         bar.close()
         if log:
@@ -155,6 +217,7 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
         payload = model_payload(model, arch, arch_kwargs or {}, info, role="teacher",
                                 config=to_plain(cfg), metrics=metrics)
         save_checkpoint(payload, Path(out_dir) / "teacher.pt")
+        state_path.unlink(missing_ok=True)
     return metrics
 
 

@@ -52,7 +52,7 @@ def ensure_teacher(suite: Suite, out: Path, data, progress: bool, log: Callable[
     cfg = recipe(suite.dataset, **suite.teacher_overrides)
     log(f"training the {suite.teacher_arch} teacher on {suite.dataset} ({cfg.epochs} epochs) ...")
     metrics = train_teacher(model, data, cfg, arch=suite.teacher_arch, arch_kwargs=kwargs, out_dir=path.parent,
-                            progress=progress)
+                            progress=progress, resume=True)  # an interrupted teacher run continues
     log(f"teacher test accuracy {metrics['test_acc']:.2f}%")
     return path
 

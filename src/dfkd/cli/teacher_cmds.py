@@ -11,7 +11,7 @@ from ..data import dataset_info, load_dataset
 from ..errors import DfkdError
 from ..evaluate import accuracy
 from ..models import count_parameters, create_model
-from ..teacher import recipe, train_teacher
+from ..teacher import STATE_FILE, recipe, train_teacher
 from .common import add_data_dir, check_compatible, non_negative_float, positive_int, prepare_out_dir
 
 
@@ -29,6 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="bf16 autocast + channels_last (default: on for CIFAR, off for small data sets)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any teacher config key (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing teacher.pt in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out from its last finished epoch (same settings)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_data_dir(p)
     p.set_defaults(run=run_train_teacher)
@@ -72,13 +74,17 @@ def run_train_teacher(args: argparse.Namespace) -> int:
     model = create_model(args.arch, **arch_kwargs)
     out = prepare_out_dir(args.out or Path("runs") / f"{args.dataset.replace(':', '-').replace('/', '_')}-{args.arch}",
                           "teacher.pt", args.overwrite)
-    write_yaml({"dataset": args.dataset, "arch": args.arch, **to_plain(cfg)}, out / "config.yaml")
-    if (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()  # --overwrite: a fresh log, never one mixing two runs
-    print(f"training {args.arch} ({count_parameters(model):,} parameters) on {info.name}: "
+    resume = args.resume and not args.overwrite and (out / STATE_FILE).exists()
+    if not resume and (out / STATE_FILE).exists() and not args.overwrite:
+        raise DfkdError(f"'{out}' holds an interrupted teacher run ({STATE_FILE}); use --resume to continue it or "
+                        "--overwrite to start over")
+    if not resume:
+        (out / STATE_FILE).unlink(missing_ok=True)
+        write_yaml({"dataset": args.dataset, "arch": args.arch, **to_plain(cfg)}, out / "config.yaml")
+    print(f"{'resuming' if resume else 'training'} {args.arch} ({count_parameters(model):,} parameters) on {info.name}: "
           f"{len(data.train_labels):,} train / {len(data.test_labels):,} test images, {cfg.epochs} epochs")
     metrics = train_teacher(model, data, cfg, arch=args.arch, arch_kwargs=arch_kwargs, out_dir=out,
-                            progress=not args.quiet)
+                            progress=not args.quiet, resume=resume)
     print(f"test accuracy {metrics['test_acc']:.2f}% after {metrics['epoch']} epochs "
           f"({metrics['wall_seconds']:.0f} s); saved {out / 'teacher.pt'}")
     return 0
