@@ -163,7 +163,8 @@ def top_class_fraction(logits: torch.Tensor) -> torch.Tensor:
 
 
 def mix_batch(x: torch.Tensor, fraction: float) -> torch.Tensor:
-    """The first ``round(fraction * n)`` samples replaced by lam * x_i + (1 - lam) * x_perm(i), lam ~ U(0, 1)."""
+    """The first ``round(fraction * n)`` samples replaced by lam * x_i + (1 - lam) * x_j (j uniform over the batch,
+    lam ~ U(0, 1) per sample); the rest unchanged."""
     k = int(round(fraction * x.shape[0]))
     if k == 0:
         return x
