@@ -27,7 +27,7 @@ from torch import nn
 
 from .checkpoint import model_payload, save_checkpoint
 from .config import to_plain, update_config
-from .io_utils import atomic_write
+from .io_utils import atomic_write, atomic_write_text
 from .data import ImageDataset, augment_batch, iterate_batches
 from .data.augment import Augmentation, default_augmentation
 from .errors import DfkdError
@@ -106,28 +106,18 @@ def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: t
 
 
 def _load_state(path: Path, cfg: TeacherConfig) -> dict[str, Any]:
+    from .engine.run_dir import config_differences
+
     try:
         state = torch.load(path, weights_only=True)
     except Exception as exc:  # truncated, not a checkpoint
         raise DfkdError(f"cannot read '{path}' ({type(exc).__name__}); it is truncated or corrupt; start over with "
                         "--overwrite") from None
-    diffs = [f"{k}: {state['config'].get(k)!r} in the run, {v!r} now" for k, v in to_plain(cfg).items()
-             if state["config"].get(k) != v]
+    diffs = config_differences(state["config"], to_plain(cfg))
     if diffs:
         raise DfkdError(f"'{path.parent}' holds a teacher run with other settings ({'; '.join(diffs[:3])}); resume "
                         "with the same settings, or use --overwrite to start over")
     return state
-
-
-def _metrics_rows(path: Path, rows: int) -> None:
-    """Cut ``metrics.jsonl`` back to the rows of the epochs the state accounts for (later ones are redone)."""
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
-    if len(lines) < rows:
-        raise DfkdError(f"'{path}' has {len(lines)} rows but the teacher state expects {rows}; restore the file or "
-                        "start over with --overwrite")
-    from .io_utils import atomic_write_text
-
-    atomic_write_text(path, "".join(lines[:rows]))
 
 
 def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, arch: str = "custom",
@@ -158,6 +148,7 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     state_path = Path(out_dir) / STATE_FILE if out_dir else None
     first_epoch, step, metrics, elapsed = 0, 0, {}, 0.0
     if resume and state_path is not None and state_path.exists():
+        from .engine.run_dir import metric_lines
         from .engine.run_state import set_rng_state
 
         state = _load_state(state_path, cfg)
@@ -167,7 +158,8 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
         set_rng_state(state["rng"])
         first_epoch, step, metrics = state["epoch"], state["step"], state["metrics"]
         elapsed = metrics.get("wall_seconds", 0.0)
-        _metrics_rows(Path(out_dir) / "metrics.jsonl", first_epoch)
+        log_path = Path(out_dir) / "metrics.jsonl"
+        atomic_write_text(log_path, "".join(metric_lines(log_path, first_epoch, state_path, first_epoch, "epoch")))
     elif out_dir and (Path(out_dir) / "metrics.jsonl").exists():
         (Path(out_dir) / "metrics.jsonl").unlink()  # a fresh run: never a log mixing two runs
     log = MetricsLog(Path(out_dir) / "metrics.jsonl") if out_dir else None

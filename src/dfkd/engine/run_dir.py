@@ -17,7 +17,7 @@ from .run_state import STATE_FILE, LoopState, load_run_state, set_rng_state
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "student.pt", "samples.pt")
 
 
-def _metric_lines(path: Path, rows: int, state_path: Path, done: int) -> list[str]:
+def metric_lines(path: Path, rows: int, state_path: Path, done: int, unit: str = "iteration") -> list[str]:
     """The first ``rows`` lines of a run's metrics.jsonl, each checked to be one JSON object.
 
     Lines after them (written after the checkpoint, possibly torn by a crash) are dropped: the resumed run
@@ -25,11 +25,11 @@ def _metric_lines(path: Path, rows: int, state_path: Path, done: int) -> list[st
     """
     fix = ("restore the file, or start the run over with --overwrite")
     if not path.exists():
-        raise DfkdError(f"'{path}' is missing but checkpoint '{state_path}' (iteration {done}) expects {rows} rows; "
+        raise DfkdError(f"'{path}' is missing but checkpoint '{state_path}' ({unit} {done}) expects {rows} rows; "
                         f"{fix}")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     if len(lines) < rows:
-        raise DfkdError(f"'{path}' has {len(lines)} rows but checkpoint '{state_path}' (iteration {done}) expects "
+        raise DfkdError(f"'{path}' has {len(lines)} rows but checkpoint '{state_path}' ({unit} {done}) expects "
                         f"{rows}; the log was truncated or edited; {fix}")
     for i, line in enumerate(lines[:rows], 1):
         try:
@@ -41,12 +41,12 @@ def _metric_lines(path: Path, rows: int, state_path: Path, done: int) -> list[st
     return lines[:rows]
 
 
-def _config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+def config_differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(saved) | set(wanted)):
         a, b = saved.get(k), wanted.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{prefix}{k}.")
+            out += config_differences(a, b, f"{prefix}{k}.")
         elif a != b:
             out.append(f"{prefix}{k}: {a!r} in the run, {b!r} now")
     return out
@@ -68,14 +68,14 @@ def open_run_dir(out: Path, resolved: dict[str, Any], overwrite: bool, resume: b
     if resume and not overwrite and (state_path.exists() or config_path.exists()):
         saved = read_yaml(config_path) if config_path.exists() else None
         payload = load_run_state(state_path) if state_path.exists() else None
-        diffs = _config_differences(_with_defaults(payload["resolved"] if payload else saved or {}, config_defaults),
+        diffs = config_differences(_with_defaults(payload["resolved"] if payload else saved or {}, config_defaults),
                                     resolved)
         if diffs:
             raise DfkdError(f"'{out}' holds a run with other settings ({'; '.join(diffs[:3])}); resume it with the "
                             "same settings (dfkd resume DIR), or use --overwrite to start over")
         if payload is not None:
             loop = payload["loop"]
-            lines = _metric_lines(out / "metrics.jsonl", loop["rows"], state_path, loop["done"])
+            lines = metric_lines(out / "metrics.jsonl", loop["rows"], state_path, loop["done"])
             atomic_write_text(out / "metrics.jsonl", "".join(lines))
             return payload
         if (out / "summary.json").exists():
@@ -103,4 +103,4 @@ def restore_run(method, payload: dict[str, Any], rank: int, world_size: int) -> 
     return LoopState.from_dict(payload["loop"])
 
 
-__all__ = ["RUN_FILES", "open_run_dir", "restore_run"]
+__all__ = ["RUN_FILES", "config_differences", "metric_lines", "open_run_dir", "restore_run"]

@@ -28,9 +28,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..data.augment import default_augmentation
+from ..priors.bn_statistics import batchnorm_layers
 from .base import require_non_negative
 from .pre_dfkd import PREDFKD, PREDFKDConfig
-from ..priors.bn_statistics import batchnorm_layers
 
 
 @dataclass
