@@ -50,6 +50,10 @@ def test_two_iterations_finite_and_checkpoint_roundtrip(name, tmp_path):
     torch.save(method.state_dict(), buf)
     buf.seek(0)
     state = torch.load(buf, weights_only=True)
+    # Only a method that trains a generator builds, optimises and checkpoints one.
+    has_generator = name != "noise"
+    assert ("generator" in state["modules"]) == ("generator" in state["optimizers"]) == has_generator
+    assert (method.generator is not None) == has_generator
     t2, s2 = nets(seed=1)
     other = get_method(name)(t2, s2, INFO, resolve_config(get_method(name), tiny_config(name)))
     other.load_state_dict(state)

@@ -189,6 +189,8 @@ class Method:
     paper = ""
     # optimizer name -> the config key of its base learning rate (subclasses add theirs)
     lr_keys: dict[str, str] = {"student": "lr_student", "generator": "lr_generator"}
+    # False: the method synthesises without a trained generator (none is built, checkpointed or optimised)
+    has_generator = True
 
     def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig,
                  dist: DistContext | None = None) -> None:
@@ -197,11 +199,14 @@ class Method:
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.teacher = freeze(teacher).to(memory_format=self.memory_format)
         self.student = student.to(memory_format=self.memory_format).train()
-        self.generator = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
-                                          width=cfg.generator_width).to(memory_format=self.memory_format).train()
         self.opt_student = self._student_optimizer(self.student.parameters())
-        self.opt_generator = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator,
-                                              betas=(cfg.generator_beta1, 0.999), foreach=True)
+        self.generator: nn.Module | None = None
+        self.opt_generator: torch.optim.Optimizer | None = None
+        if self.has_generator:
+            self.generator = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
+                                              width=cfg.generator_width).to(memory_format=self.memory_format).train()
+            self.opt_generator = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator,
+                                                  betas=(cfg.generator_beta1, 0.999), foreach=True)
         # Per-optimizer factor on the configured learning rate; the loop halves one after a non-finite rollback.
         self.lr_scale: dict[str, float] = {}
         # Hooks on the teacher's BN layers, removed by close() (the loop calls it when the run ends).
@@ -209,10 +214,10 @@ class Method:
         # The passes that train a part go through these (DDP under torchrun: gradients are averaged over
         # ranks); passes that only score or sample use the plain modules.
         self.student_train = self.wrap(self.student)
-        self.generator_train = self.wrap(self.generator)
+        self.generator_train = self.wrap(self.generator) if self.has_generator else None
         self.augmentation = Augmentation(crop_padding=cfg.augment_crop, hflip=cfg.augment_flip)
         self.generator_ema = None
-        if cfg.ema_generator > 0:
+        if cfg.ema_generator > 0 and self.has_generator:
             self.generator_ema = freeze(copy.deepcopy(self.generator)).train()  # train mode: batch statistics
 
     def wrap(self, module: nn.Module) -> nn.Module:
@@ -233,13 +238,12 @@ class Method:
 
     def modules(self) -> dict[str, nn.Module]:
         """Trainable parts, checkpointed by name (the teacher is frozen and not part of the state)."""
-        parts = {"student": self.student, "generator": self.generator}
-        if self.generator_ema is not None:
-            parts["generator_ema"] = self.generator_ema
-        return parts
+        parts = {"student": self.student, "generator": self.generator, "generator_ema": self.generator_ema}
+        return {k: m for k, m in parts.items() if m is not None}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"student": self.opt_student, "generator": self.opt_generator}
+        opts = {"student": self.opt_student, "generator": self.opt_generator}
+        return {k: o for k, o in opts.items() if o is not None}
 
     def state_dict(self) -> dict[str, Any]:
         return {"modules": {k: m.state_dict() for k, m in self.modules().items()},

@@ -22,17 +22,11 @@ class NoiseBaseline(Method):
     name = "noise"
     Config = NoiseConfig
     paper = "random-input baseline of Fang et al., arXiv:1912.11006"
-
-    def modules(self):
-        return {"student": self.student}  # the generator exists but is never trained or used
-
-    def optimizers(self):
-        return {"student": self.opt_student}
+    has_generator = False
 
     @torch.no_grad()
     def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, *self.info.input_shape, generator=generator).contiguous(memory_format=self.memory_format)
-
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)
