@@ -252,7 +252,7 @@ def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_bat
 
 
 def test_mixup_replaces_a_fraction_of_the_batch_by_convex_combinations():
-    from dfkd.methods.base import mix_batch
+    from dfkd.data.augment import mix_batch
     torch.manual_seed(0)
     x = torch.randn(8, 1, 4, 4)
     torch.manual_seed(1)

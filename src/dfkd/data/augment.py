@@ -1,5 +1,6 @@
 """Batched augmentation in torch (no per-sample Python loop): random crop with zero padding and
-horizontal flip, applied to uint8 (B, C, H, W) batches before normalisation."""
+horizontal flip (uint8 (B, C, H, W) batches before normalisation, or synthetic batches), and mixup of
+synthetic batches."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,3 +42,15 @@ def augment_batch(x: torch.Tensor, aug: Augmentation, generator: torch.Generator
         flip = torch.rand(b, generator=generator) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
+
+
+def mix_batch(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The first ``round(fraction * n)`` samples replaced by lam * x_i + (1 - lam) * x_j (j uniform over the batch,
+    lam ~ U(0, 1) per sample); the rest unchanged."""
+    k = int(round(fraction * x.shape[0]))
+    if k == 0:
+        return x
+    partner = torch.randint(0, x.shape[0], (k,))
+    lam = torch.rand(k, *([1] * (x.dim() - 1)))
+    mixed = (lam * x[:k].float() + (1 - lam) * x[partner].float()).to(x.dtype)
+    return torch.cat([mixed, x[k:]])

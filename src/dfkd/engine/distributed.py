@@ -20,11 +20,13 @@ Semantics (see the README's "Several processes" section):
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
 import gc
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -114,4 +116,38 @@ def wrap_ddp(module: torch.nn.Module, ctx: DistContext, sync_bn: bool) -> torch.
     return torch.nn.parallel.DistributedDataParallel(module)
 
 
-__all__ = ["DistContext", "from_environment", "wrap_ddp"]
+def per_rank_config(cfg: Any, ctx: DistContext) -> Any:
+    """The config (a ``DistillConfig``) one rank runs with: ``batch_size`` is the global batch, split evenly."""
+    if not ctx.enabled:
+        return cfg
+    if cfg.batch_size % ctx.world_size:
+        raise DfkdError(f"batch_size {cfg.batch_size} (the global batch) is not divisible by the {ctx.world_size} "
+                        "processes; choose a multiple")
+    if cfg.sync_bn and not torch.cuda.is_available():
+        raise DfkdError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation); set sync_bn=false")
+    return dataclasses.replace(cfg, batch_size=cfg.batch_size // ctx.world_size)
+
+
+def ranks_agree(modules: dict[str, torch.nn.Module], ctx: DistContext) -> bool:
+    """Whether every rank ends with the same parameters in ``modules`` (a float64 checksum per module)."""
+    if not ctx.enabled:
+        return True
+    sums = {k: sum(p.detach().double().sum().item() for p in mod.parameters()) for k, mod in modules.items()}
+    return all(other == sums for other in ctx.gather_objects(sums))
+
+
+@contextlib.contextmanager
+def collective_errors(ctx: DistContext, timeout_s: float) -> Iterator[None]:
+    """Under torchrun, a failed collective (a rank died, or timed out) becomes one clear error."""
+    try:
+        yield
+    except dist.DistError as exc:
+        if not ctx.enabled:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DfkdError(f"rank {ctx.rank}: lost contact with the other processes ({first[:160]}); a rank died or "
+                        f"a collective waited more than dist_timeout_s={timeout_s:g} s; resume from the "
+                        "last checkpoint with the same torchrun command and --resume") from None
+
+
+__all__ = ["DistContext", "collective_errors", "from_environment", "per_rank_config", "ranks_agree", "wrap_ddp"]

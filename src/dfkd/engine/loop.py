@@ -8,8 +8,6 @@ Evaluation on real test data never influences training or which student is saved
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -28,35 +26,22 @@ from ..data import ImageDataset
 from ..data.info import DatasetInfo
 from ..errors import DfkdError
 from ..evaluate import accuracy
-from ..io_utils import atomic_write, atomic_write_text
+from ..io_utils import atomic_write_text
 from ..methods import DistillConfig, Method, get_method
-from ..methods.base import eval_mode
 from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
+from ..models.train_modes import eval_mode
 from ..progress import Progress
 from ..teacher import seed_everything
 from .collapse import track_collapse
-from .distributed import DistContext, from_environment
+from .distributed import collective_errors, from_environment, per_rank_config, ranks_agree
 from .progress_signal import signal_summary, synthetic_agreement
 from .robustness import robustness_summary
 from .run_dir import open_run_dir, restore_run
 from .run_state import (STATE_FILE, LoopState, non_finite, offending_optimizers, restore, rng_state, save_run_state,
                         snapshot)
+from .samples import save_sample_grid
 from .stop import RunInterrupted, StopSignals
-
-
-def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64) -> None:
-    """A few final synthetic (and replayed) samples as uint8 images, for ``dfkd plot``."""
-    def to_uint8(x: torch.Tensor) -> torch.Tensor:
-        return (info.denormalize(x.float()) * 255).round().to(torch.uint8).contiguous()
-
-    with torch.no_grad():
-        grids = {"novel": to_uint8(method.sample_novel(n))}
-        if hasattr(method, "sample_replay"):
-            replay = method.sample_replay(n)
-            if replay.shape[0]:
-                grids["replay"] = to_uint8(replay)
-    atomic_write(path, lambda tmp: torch.save(grids, tmp))
 
 
 @dataclass
@@ -138,7 +123,7 @@ def distill(
     if info is None:
         raise DfkdError("pass info=DatasetInfo(...) with a teacher module (or give a teacher checkpoint path)")
     ctx = from_environment(cfg.dist_timeout_s)  # single process unless started by torchrun
-    rank_cfg = _per_rank_config(cfg, ctx)
+    rank_cfg = per_rank_config(cfg, ctx)
     seed_everything(cfg.seed)  # before the student is built: the seed fixes its initial weights too
     if isinstance(student, str):
         student_arch = student
@@ -187,7 +172,7 @@ def distill(
     session_start, elapsed_before = time.perf_counter(), loop.elapsed
     good, failures = snapshot(m, loop), 0
     try:
-        with StopSignals(enabled=out is not None) as stop, _collective_errors(ctx, cfg):
+        with StopSignals(enabled=out is not None) as stop, collective_errors(ctx, cfg.dist_timeout_s):
             while loop.done < cfg.iterations:
                 scalars = m.iteration(loop.done)
                 for k, v in scalars.items():  # accumulate on tensors: no host sync per iteration
@@ -260,7 +245,8 @@ def distill(
                     raise RunInterrupted(f"stopped by {stop.name or 'a signal to another rank'} after iteration "
                                          f"{done}/{cfg.iterations}; checkpoint saved; continue with: dfkd resume "
                                          f"{out}", stop.signum or signal.SIGTERM)
-            consistent = _ranks_agree(m, ctx)
+            shared = {k: mod for k, mod in m.modules().items() if k != "bank"}  # the memory bank is per rank
+            consistent = ranks_agree(shared, ctx)
     finally:
         bar.close()
         m.close()  # no hook stays attached to the user's teacher
@@ -300,41 +286,6 @@ def distill(
         save_sample_grid(m, info, out / "samples.pt")
     ctx.close()
     return DistillResult(student, summary, m, out)
-
-
-def _per_rank_config(cfg: DistillConfig, ctx: DistContext) -> DistillConfig:
-    """The config one rank runs with: ``batch_size`` is the global batch, split evenly over the ranks."""
-    if not ctx.enabled:
-        return cfg
-    if cfg.batch_size % ctx.world_size:
-        raise DfkdError(f"batch_size {cfg.batch_size} (the global batch) is not divisible by the {ctx.world_size} "
-                        "processes; choose a multiple")
-    if cfg.sync_bn and not torch.cuda.is_available():
-        raise DfkdError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation); set sync_bn=false")
-    return dataclasses.replace(cfg, batch_size=cfg.batch_size // ctx.world_size)
-
-
-def _ranks_agree(m: Method, ctx: DistContext) -> bool:
-    """Whether every rank ends with the same trainable parameters (a float64 checksum per module)."""
-    if not ctx.enabled:
-        return True
-    sums = {k: sum(p.detach().double().sum().item() for p in mod.parameters()) for k, mod in m.modules().items()
-            if k != "bank"}  # the memory bank is per rank by design
-    return all(other == sums for other in ctx.gather_objects(sums))
-
-
-@contextlib.contextmanager
-def _collective_errors(ctx: DistContext, cfg: DistillConfig):
-    """Under torchrun, a failed collective (a rank died, or timed out) becomes one clear error."""
-    try:
-        yield
-    except torch.distributed.DistError as exc:
-        if not ctx.enabled:
-            raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DfkdError(f"rank {ctx.rank}: lost contact with the other processes ({first[:160]}); a rank died or "
-                        f"a collective waited more than dist_timeout_s={cfg.dist_timeout_s:g} s; resume from the "
-                        "last checkpoint with the same torchrun command and --resume") from None
 
 
 __all__ = ["distill", "DistillResult", "resolve_config"]

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from ..methods.base import eval_mode
+from ..models.train_modes import eval_mode
 
 
 @torch.no_grad()

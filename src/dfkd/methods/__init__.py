@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import DistillConfig, Method
+from .base import Method
+from .distill_config import DistillConfig
 from .dafl import DAFL
 from .dfad import DFAD
 from .mb_dfkd import MBDFKD

@@ -1,5 +1,6 @@
-"""What every distillation method shares: its config, its parts (student, generator, optimizers) and the
-generator objective, so that a method only writes down where its science differs.
+"""What every distillation method shares: its parts (student, generator, optimizers) and the
+generator objective, so that a method only writes down where its science differs. The shared settings
+are ``DistillConfig`` (``distill_config.py``).
 
 One *iteration* of every method = ``generator_steps`` generator updates + ``student_steps`` student updates
 (+ the replay update of the replay methods). The shared loop (``dfkd.engine.loop``) calls
@@ -16,140 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import losses
-from ..data.augment import Augmentation, augment_batch
+from ..data.augment import Augmentation, augment_batch, mix_batch
 from ..data.info import DatasetInfo
+from ..engine.distributed import DistContext, wrap_ddp
 from ..errors import DfkdError
 from ..evaluate import precision_context
 from ..models import logits_and_features
 from ..models.generator import create_generator
-from ..engine.distributed import DistContext, wrap_ddp
+from ..models.train_modes import eval_mode, freeze, frozen_params
 from ..priors import BNStatistics
 from ..schedules import cosine_lr, set_lr
-
-
-def require_positive(cfg: object, *keys: str) -> None:
-    for key in keys:
-        if not getattr(cfg, key) > 0:
-            raise DfkdError(f"config '{key}' must be positive, got {getattr(cfg, key)}")
-
-
-def require_non_negative(cfg: object, *keys: str) -> None:
-    for key in keys:
-        if not getattr(cfg, key) >= 0:  # also rejects NaN
-            raise DfkdError(f"config '{key}' must be non-negative, got {getattr(cfg, key)}")
-
-
-@dataclass
-class DistillConfig:
-    """Settings every method shares. Defaults are overridden per method (with their source) and per suite."""
-
-    iterations: int = 1000  # budget: number of iterations (each = generator step(s) + student steps)
-    batch_size: int = 256  # novel synthetic samples per step
-    student_steps: int = 5  # student updates per iteration
-    generator_steps: int = 1  # generator updates per iteration
-    generator: str = "dcgan"
-    latent_dim: int = 100
-    generator_width: int = 64  # DAFL/PRE-DFKD: 64 (conv widths 128 and 64)
-    lr_generator: float = 1e-3
-    generator_beta1: float = 0.9
-    student_optimizer: str = "sgd"  # sgd | adam
-    lr_student: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # student lr over the iterations: cosine | constant
-    warmup_iterations: int = 0
-    # Generator objective (weights of the terms in dfkd.losses; 0 disables a term and its forward pass)
-    w_one_hot: float = 0.0
-    w_info_entropy: float = 0.0
-    w_activation: float = 0.0
-    w_adversarial: float = 0.0
-    w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.priors.bn_statistics); needs a BN teacher
-    adversarial_loss: str = "l1"  # l1 (DFAD) | js (PRE-DFKD, bounded Jensen-Shannon)
-    # EMA generator (MAD, Do et al. NeurIPS 2022): a slowly moving copy of the generator supplies this
-    # fraction of every student batch, so the student keeps seeing what the generator produced lately
-    ema_generator: float = 0.0  # EMA momentum (0: off; e.g. 0.99)
-    ema_fraction: float = 0.5
-    js_temperature: float = 3.0
-    # Augmentation of the student's synthetic batches (as CMI and Fast-DFKD do; the teacher labels the
-    # augmented images): random crop of the same size from a zero-padded image (0 = off), horizontal flip
-    augment_crop: int = 0
-    augment_flip: bool = False
-    # mixup (Zhang et al., ICLR 2018) of synthetic samples: this fraction of each student batch is replaced by
-    # lam * x_i + (1 - lam) * x_j (lam ~ U(0, 1), j a random partner); the teacher labels the mixtures
-    augment_mixup: float = 0.0
-    # Student objective
-    student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
-    kd_temperature: float = 1.0
-    # Run settings
-    bf16: bool = True  # bf16 autocast (losses stay fp32)
-    channels_last: bool = True
-    eval_every: int = 100  # test accuracy (with eval data) and the data-free progress signal every N iterations
-    signal_samples: int = 512  # fresh synthetic samples per progress-signal measurement (0: off)
-    log_every: int = 10
-    eval_batch_size: int = 1000
-    seed: int = 0
-    # Reliability (dfkd.engine.loop): none of these change what is computed
-    checkpoint_every: int = 100  # full-state checkpoint (state.pt) every N iterations and at the end; 0: end only
-    max_rollbacks: int = 3  # non-finite values: roll back + halve the offending lr at most this often in a row
-    collapse_threshold: float = 0.8  # mode collapse: the teacher's top class takes >= this fraction of a batch ...
-    collapse_patience: int = 50  # ... for at least this many consecutive iterations
-    # Several processes (torchrun; dfkd.engine.distributed): batch_size is the global batch
-    sync_bn: bool = False  # SyncBatchNorm for student and generator (PyTorch supports it on GPUs only)
-    dist_timeout_s: float = 300.0  # a collective waiting longer than this fails (a rank died or hangs)
-
-    def __post_init__(self) -> None:
-        require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
-                         "generator_width", "collapse_patience")
-        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
-                             "signal_samples",
-                             "max_rollbacks", "augment_crop",
-                             "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
-                             "w_activation", "w_adversarial", "w_bn", "kd_temperature", "js_temperature")
-        choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
-                   "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl")}
-        for key, valid in choices.items():
-            if getattr(self, key) not in valid:
-                raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
-        if not (0 <= self.ema_generator < 1 and 0 <= self.ema_fraction <= 1):
-            raise DfkdError(f"config 'ema_generator' must be in [0, 1) and 'ema_fraction' in [0, 1], got "
-                            f"{self.ema_generator} and {self.ema_fraction}")
-        if not 0 <= self.augment_mixup <= 1:
-            raise DfkdError(f"config 'augment_mixup' must be in [0, 1], got {self.augment_mixup}")
-        if not self.dist_timeout_s > 0:
-            raise DfkdError(f"config 'dist_timeout_s' must be positive, got {self.dist_timeout_s}")
-        if not 0 < self.collapse_threshold <= 1:
-            raise DfkdError(f"config 'collapse_threshold' must be in (0, 1], got {self.collapse_threshold}")
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """Temporarily put ``module`` in eval mode (BatchNorm uses, and does not update, running statistics)."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
-@contextlib.contextmanager
-def frozen_params(module: nn.Module) -> Iterator[None]:
-    """Gradients flow *through* ``module`` to its input, but none are computed for its parameters."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+from .distill_config import DistillConfig
 
 
 def top_class_fraction(logits: torch.Tensor) -> torch.Tensor:
@@ -160,25 +44,6 @@ def top_class_fraction(logits: torch.Tensor) -> torch.Tensor:
     """
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
     return counts.max().float() / logits.shape[0]
-
-
-def mix_batch(x: torch.Tensor, fraction: float) -> torch.Tensor:
-    """The first ``round(fraction * n)`` samples replaced by lam * x_i + (1 - lam) * x_j (j uniform over the batch,
-    lam ~ U(0, 1) per sample); the rest unchanged."""
-    k = int(round(fraction * x.shape[0]))
-    if k == 0:
-        return x
-    partner = torch.randint(0, x.shape[0], (k,))
-    lam = torch.rand(k, *([1] * (x.dim() - 1)))
-    mixed = (lam * x[:k].float() + (1 - lam) * x[partner].float()).to(x.dtype)
-    return torch.cat([mixed, x[k:]])
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 class Method:

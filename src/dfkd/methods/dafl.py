@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import DistillConfig, Method
+from .base import Method
+from .distill_config import DistillConfig
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..replay.memory_bank import MemoryBank
-from .base import require_positive
+from .distill_config import require_positive
 from .replay import ReplayConfig, ReplayMethod
 
 

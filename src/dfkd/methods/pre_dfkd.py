@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..errors import DfkdError
+from ..models.train_modes import eval_mode
 from ..replay.vae import ReplayVAE, vae_loss
-from .base import eval_mode, require_non_negative, require_positive
+from .distill_config import require_non_negative, require_positive
 from .replay import ReplayConfig, ReplayMethod
 
 

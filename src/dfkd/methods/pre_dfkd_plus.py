@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..data.augment import default_augmentation
 from ..priors.bn_statistics import batchnorm_layers
-from .base import require_non_negative
+from .distill_config import require_non_negative
 from .pre_dfkd import PREDFKD, PREDFKDConfig
 
 

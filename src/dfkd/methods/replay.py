@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DfkdError
-from .base import DistillConfig, Method, require_non_negative
+from .base import Method
+from .distill_config import DistillConfig, require_non_negative
 
 
 @dataclass

@@ -1,0 +1,24 @@
+"""The run's final synthetic (and replayed) samples, written as uint8 images for ``dfkd plot``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data.info import DatasetInfo
+from ..io_utils import atomic_write
+from ..methods import Method
+
+
+def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64) -> None:
+    """``n`` fresh novel samples (and replayed ones, for the replay methods) in pixel space, saved atomically."""
+    def to_uint8(x: torch.Tensor) -> torch.Tensor:
+        return (info.denormalize(x.float()) * 255).round().to(torch.uint8).contiguous()
+
+    with torch.no_grad():
+        grids = {"novel": to_uint8(method.sample_novel(n))}
+        if hasattr(method, "sample_replay"):
+            replay = method.sample_replay(n)
+            if replay.shape[0]:
+                grids["replay"] = to_uint8(replay)
+    atomic_write(path, lambda tmp: torch.save(grids, tmp))
