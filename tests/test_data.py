@@ -114,6 +114,107 @@ def test_cifar100_pickle_release(tmp_path):
     assert data.train_images.shape == (6, 3, 32, 32)
 
 
+def write_svhn_mat(path, labels, seed=0):
+    from scipy.io import savemat
+
+    x = np.random.default_rng(seed).integers(0, 256, (32, 32, 3, len(labels))).astype(np.uint8)
+    savemat(path, {"X": x, "y": np.asarray(labels, dtype=np.uint8).reshape(-1, 1)})
+    return x
+
+
+def test_svhn_mat_release(tmp_path):
+    x_train = write_svhn_mat(tmp_path / "train_32x32.mat", [1, 10, 3, 10, 9])
+    write_svhn_mat(tmp_path / "test_32x32.mat", [10, 2], seed=1)
+    data = load_dataset("svhn", data_dir=tmp_path, download=False)
+    assert data.train_images.shape == (5, 3, 32, 32) and data.test_images.shape == (2, 3, 32, 32)
+    assert data.train_labels.tolist() == [1, 0, 3, 0, 9] and data.test_labels.tolist() == [0, 2]  # 10 is digit 0
+    assert np.array_equal(data.train_images[1].numpy(), x_train[:, :, :, 1].transpose(2, 0, 1))
+    assert data.info == dataset_info("svhn") and data.info.class_names[0] == "0"
+
+
+def test_svhn_bad_files(tmp_path):
+    write_svhn_mat(tmp_path / "train_32x32.mat", [1, 11])
+    write_svhn_mat(tmp_path / "test_32x32.mat", [1])
+    with pytest.raises(DfkdError, match="labels must be 1..10"):
+        load_dataset("svhn", data_dir=tmp_path, download=False)
+    (tmp_path / "train_32x32.mat").write_bytes(b"not a mat file")
+    with pytest.raises(DfkdError, match="not an SVHN .mat file"):
+        load_dataset("svhn", data_dir=tmp_path, download=False)
+
+
+def write_tiny_imagenet(root):
+    """A cut-down release: 2 classes (wnids.txt out of order), 2 train + 1 val image each, one greyscale."""
+    rng = np.random.default_rng(4)
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "test" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("n02\nn01\n")
+    (root / "words.txt").write_text("n01\tgoldfish, Carassius auratus\nn02\ttabby, tabby cat\nn03\tother\n")
+    for wnid in ("n01", "n02"):
+        (root / "train" / wnid / "images").mkdir(parents=True)
+        (root / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
+        for i in range(2):
+            grey = wnid == "n02" and i == 1
+            arr = rng.integers(0, 256, (64, 64) if grey else (64, 64, 3)).astype(np.uint8)
+            Image.fromarray(arr).save(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG")
+    annotations = []
+    for i, wnid in enumerate(("n02", "n01")):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(root / "val" / "images" / f"val_{i}.JPEG")
+        annotations.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(root / "test" / "images" / "test_0.JPEG")
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_tiny_imagenet_release(tmp_path, as_zip):
+    import zipfile
+
+    release = tmp_path / "src" / "tiny-imagenet-200"
+    write_tiny_imagenet(release)
+    root = tmp_path / "data"
+    root.mkdir()
+    if as_zip:
+        with zipfile.ZipFile(root / "tiny-imagenet-200.zip", "w") as zf:
+            for p in sorted(release.rglob("*")):
+                zf.write(p, p.relative_to(release.parent).as_posix())
+    else:
+        release.rename(root / "tiny-imagenet-200")
+        release = root / "tiny-imagenet-200"
+    data = load_dataset("tiny-imagenet", data_dir=root, download=False)
+    assert data.info.class_names == ("goldfish", "tabby") and data.info.input_shape == (3, 64, 64)
+    assert data.train_images.shape == (4, 3, 64, 64) and data.train_labels.tolist() == [0, 0, 1, 1]
+    assert data.test_images.shape == (2, 3, 64, 64) and data.test_labels.tolist() == [1, 0]  # from val annotations
+    src = release if not as_zip else tmp_path / "src" / "tiny-imagenet-200"
+    grey = np.asarray(Image.open(src / "train" / "n02" / "images" / "n02_1.JPEG").convert("RGB")).transpose(2, 0, 1)
+    assert np.array_equal(data.train_images[3].numpy(), grey)
+
+
+def test_tiny_imagenet_incomplete_release(tmp_path):
+    release = tmp_path / "tiny-imagenet-200"
+    write_tiny_imagenet(release)
+    (release / "val" / "val_annotations.txt").unlink()
+    with pytest.raises(DfkdError, match="val_annotations.txt is missing"):
+        load_dataset("tiny-imagenet", data_dir=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "md5"])
+def test_download_verifies_the_published_checksum(tmp_path, algorithm):
+    import hashlib
+
+    from dfkd.data.locate import RemoteFile, download
+
+    served = tmp_path / "server" / "file.bin"
+    served.parent.mkdir()
+    served.write_bytes(b"official bytes")
+    digest = hashlib.new(algorithm, b"official bytes").hexdigest()
+    good = RemoteFile("file.bin", served.as_uri(), **{algorithm: digest})
+    dest = download([good], tmp_path / "dest", progress=None)
+    assert (dest / "file.bin").read_bytes() == b"official bytes"
+    bad = RemoteFile("other.bin", served.as_uri(), **{algorithm: "0" * len(digest)})
+    with pytest.raises(DfkdError, match=f"checksum mismatch .* expected {algorithm}"):
+        download([bad], tmp_path / "dest", progress=None)
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["file.bin"]  # nothing half-written left
+
+
 def write_tree(root, classes=("cat", "dog"), per_class=3, size=(8, 8), mode="RGB"):
     rng = np.random.default_rng(3)
     for split in ("train", "test"):

@@ -1,7 +1,7 @@
 """Data sets: one registry, each loader returning an ``ImageDataset`` (uint8 tensors + ``DatasetInfo``).
 
-Names: ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100`` and ``imagefolder:PATH`` for
-any ``train/<class>/*``, ``test/<class>/*`` tree (directory or .tar/.tar.gz).
+Names: ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``svhn``, ``tiny-imagenet`` and
+``imagefolder:PATH`` for any ``train/<class>/*``, ``test/<class>/*`` tree (directory or .tar/.tar.gz).
 """
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from .digits import DIGITS_INFO, load_digits_dataset
 from .idx import FASHION_INFO, FASHION_REMOTE, MNIST_INFO, MNIST_REMOTE, load_idx_dataset
 from .imagefolder import decode_tree, is_tree
 from .info import DatasetInfo
-from .locate import cache_root, download, find_source, not_found
+from .locate import RemoteFile, cache_root, download, find_source, not_found
+from .svhn import SVHN_INFO, SVHN_REMOTE, decode_svhn, svhn_source_in
+from .tiny_imagenet import TINY_IMAGENET_REMOTE, decode_tiny_imagenet, tiny_imagenet_info, tiny_imagenet_source_in
 
 __all__ = ["DATASETS", "DatasetInfo", "ImageDataset", "load_dataset", "list_datasets", "iterate_batches",
            "augment_batch", "default_augmentation", "dataset_info"]
@@ -49,6 +51,22 @@ def _to_dataset(arrays: dict[str, np.ndarray], info: DatasetInfo) -> ImageDatase
                           ("train_images", "train_labels", "test_images", "test_labels")), info)
 
 
+def _locate(name: str, accepts, remote: tuple[RemoteFile, ...], data_dir, download_ok: bool, expected: str,
+            downloaded: str = "") -> Path:
+    """The source of data set ``name``: found in the search path, else downloaded (``downloaded``: the path
+    of the source inside the download folder, default the first file), else one clear error."""
+    source = find_source(name, accepts, data_dir)
+    if source is not None:
+        return source
+    if not download_ok:
+        raise not_found(name, data_dir, expected, remote)
+    try:
+        folder = download(remote, cache_root() / name)
+    except DfkdError as exc:
+        raise not_found(name, data_dir, expected, remote, why=f" and the download failed ({exc})") from None
+    return folder / (downloaded or remote[0].filename)
+
+
 def _load_cifar(name: str, remote, data_dir, download_ok: bool) -> ImageDataset:
     tree_names = [f"{name}-jpeg.tar.gz", f"{name}-jpeg.tar", f"{name}-jpeg", f"{name}-imagefolder"]
 
@@ -61,16 +79,8 @@ def _load_cifar(name: str, remote, data_dir, download_ok: bool) -> ImageDataset:
                 return d / n
         return d if is_tree(d) else None
 
-    source = find_source(name, accepts, data_dir)
     expected = f"the python release ({remote[0].filename}) or an image-folder tree ({tree_names[0]})"
-    if source is None:
-        if not download_ok:
-            raise not_found(name, data_dir, expected, remote)
-        try:
-            source = download(remote, cache_root() / name) / remote[0].filename
-        except DfkdError as exc:
-            raise not_found(name, data_dir, expected, remote, why=f" and the download failed ({exc})") from None
-
+    source = _locate(name, accepts, remote, data_dir, download_ok, expected)
     use_pickle = not is_tree(source)
 
     def build() -> dict[str, np.ndarray]:
@@ -101,6 +111,22 @@ def _cifar10(data_dir=None, download: bool = True) -> ImageDataset:
 @DATASETS.register("cifar100")
 def _cifar100(data_dir=None, download: bool = True) -> ImageDataset:
     return _load_cifar("cifar100", CIFAR100_REMOTE, data_dir, download)
+
+
+@DATASETS.register("svhn")
+def _svhn(data_dir=None, download: bool = True) -> ImageDataset:
+    expected = "the official train_32x32.mat and test_32x32.mat"
+    source = _locate("svhn", svhn_source_in, SVHN_REMOTE, data_dir, download, expected, downloaded=".")
+    files = [source / rf.filename for rf in SVHN_REMOTE]
+    return _to_dataset(cached_arrays("svhn-mat-v1", files, lambda: decode_svhn(source)), SVHN_INFO)
+
+
+@DATASETS.register("tiny-imagenet")
+def _tiny_imagenet(data_dir=None, download: bool = True) -> ImageDataset:
+    expected = "the official tiny-imagenet-200.zip (or its extracted tiny-imagenet-200 folder)"
+    source = _locate("tiny-imagenet", tiny_imagenet_source_in, TINY_IMAGENET_REMOTE, data_dir, download, expected)
+    arrays = cached_arrays("tiny-imagenet-v1", [source], lambda: decode_tiny_imagenet(source))
+    return _to_dataset(arrays, tiny_imagenet_info([str(c) for c in arrays["class_names"]]))
 
 
 def load_imagefolder(path: str | os.PathLike, image_size: int | None = None) -> ImageDataset:
@@ -137,7 +163,8 @@ def list_datasets() -> list[str]:
     return DATASETS.names() + ["imagefolder:PATH"]
 
 
-_STATIC_INFO = {"digits": DIGITS_INFO, "mnist": MNIST_INFO, "fashion-mnist": FASHION_INFO, "cifar10": CIFAR10_INFO}
+_STATIC_INFO = {"digits": DIGITS_INFO, "mnist": MNIST_INFO, "fashion-mnist": FASHION_INFO, "cifar10": CIFAR10_INFO,
+                "svhn": SVHN_INFO}
 
 
 def dataset_info(name: str, data_dir=None) -> DatasetInfo:

@@ -20,9 +20,14 @@ class Augmentation:
 
 
 def default_augmentation(dataset_name: str) -> Augmentation:
-    """Crop+flip for natural images (CIFAR, image folders); none for digits and MNIST-like data."""
+    """Crop+flip for natural images (CIFAR, image folders; crop 8 at Tiny-ImageNet's 64x64); crop only for
+    SVHN (a mirrored digit is another glyph); none for digits and MNIST-like data."""
     if dataset_name in ("digits", "mnist", "fashion-mnist"):
         return Augmentation()
+    if dataset_name == "svhn":
+        return Augmentation(crop_padding=4)
+    if dataset_name == "tiny-imagenet":
+        return Augmentation(crop_padding=8, hflip=True)
     return Augmentation(crop_padding=4, hflip=True)
 
 

@@ -23,9 +23,19 @@ from ..errors import DfkdError
 
 @dataclass(frozen=True)
 class RemoteFile:
+    """An official file and its published checksum: SHA-256, or MD5 where that is all the source publishes."""
     filename: str
     url: str
-    sha256: str
+    sha256: str = ""
+    md5: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.sha256 or self.md5):
+            raise ValueError(f"{self.url}: a remote file needs a sha256 or md5 checksum")
+
+    def checksum(self) -> tuple[str, str]:
+        """(algorithm, expected hex digest)."""
+        return ("sha256", self.sha256) if self.sha256 else ("md5", self.md5)
 
 
 def cache_root() -> Path:
@@ -59,7 +69,11 @@ def find_source(
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+    return digest_of(path, "sha256", chunk)
+
+
+def digest_of(path: Path, algorithm: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
@@ -67,11 +81,12 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def download(files: Sequence[RemoteFile], dest: Path, progress: Callable[[str], None] | None = print) -> Path:
-    """Download ``files`` into ``dest`` (atomically, each verified against its SHA-256)."""
+    """Download ``files`` into ``dest`` (atomically, each verified against its checksum)."""
     dest.mkdir(parents=True, exist_ok=True)
     for rf in files:
         target = dest / rf.filename
-        if target.exists() and sha256_of(target) == rf.sha256:
+        algorithm, expected = rf.checksum()
+        if target.exists() and digest_of(target, algorithm) == expected:
             continue
         if progress:
             progress(f"downloading {rf.url} -> {target}")
@@ -79,9 +94,9 @@ def download(files: Sequence[RemoteFile], dest: Path, progress: Callable[[str], 
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(rf.url, timeout=60) as resp:
                 shutil.copyfileobj(resp, out)
-            got = sha256_of(Path(tmp))
-            if got != rf.sha256:
-                raise DfkdError(f"checksum mismatch for {rf.url}: expected sha256 {rf.sha256}, got {got}")
+            got = digest_of(Path(tmp), algorithm)
+            if got != expected:
+                raise DfkdError(f"checksum mismatch for {rf.url}: expected {algorithm} {expected}, got {got}")
             os.replace(tmp, target)
         except OSError as exc:
             raise DfkdError(f"could not download {rf.url}: {exc}") from None
