@@ -18,7 +18,8 @@ from .common import add_data_dir, check_compatible, non_negative_float, positive
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-teacher", help="train a teacher classifier on a real data set",
                        description="Train a teacher with the data set's recipe (override with the flags or --set).")
-    p.add_argument("--dataset", required=True, help="digits, mnist, fashion-mnist, cifar10, cifar100, svhn, tiny-imagenet, imagefolder:PATH")
+    p.add_argument("--dataset", required=True,
+                   help="digits, mnist, fashion-mnist, cifar10, cifar100, svhn, tiny-imagenet, imagefolder:PATH")
     p.add_argument("--arch", required=True, help="model name (see 'dfkd list models') or module:function")
     p.add_argument("--out", help="output directory (default: runs/<dataset>-<arch>)")
     p.add_argument("--epochs", type=positive_int)
