@@ -41,22 +41,26 @@ def tiny_imagenet_source_in(d: Path) -> Path | None:
 
 
 class _Files:
-    """Read access to the release's files by their path relative to ``tiny-imagenet-200/``."""
+    """Read access to the release's files (folder or zip) by their path relative to ``tiny-imagenet-200/``."""
 
     def __init__(self, source: Path) -> None:
         self.source = source
         self.zip: zipfile.ZipFile | None = None
-        self.names: list[str] = []
+        self.members: dict[str, str] = {}  # relative path -> zip member name
         if source.is_dir():
-            self.names = [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()]
-        else:
-            try:
-                self.zip = zipfile.ZipFile(source)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise DfkdError(f"cannot read Tiny-ImageNet archive {source}: {exc}") from None
-            # Members are stored under tiny-imagenet-200/...; strip that first folder.
-            self.members = {self._relative(n): n for n in self.zip.namelist() if not n.endswith("/")}
-            self.names = list(self.members)
+            self.names = {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
+            return
+        try:
+            self.zip = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DfkdError(f"cannot read Tiny-ImageNet archive {source}: {exc}") from None
+        # Members are stored under tiny-imagenet-200/...; strip that first folder.
+        self.members = {self._relative(n): n for n in self.zip.namelist() if not n.endswith("/")}
+        self.names = set(self.members)
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
 
     @staticmethod
     def _relative(name: str) -> str:
@@ -87,7 +91,14 @@ def _decode(blob: bytes, where: str) -> np.ndarray:
 
 def decode_tiny_imagenet(source: Path) -> dict[str, np.ndarray]:
     files = _Files(source)
-    available = set(files.names)
+    try:
+        return _decode_release(files)
+    finally:
+        files.close()
+
+
+def _decode_release(files: _Files) -> dict[str, np.ndarray]:
+    source, available = files.source, files.names
     for required in ("wnids.txt", "val/val_annotations.txt"):
         if required not in available:
             raise DfkdError(f"{source} is not the Tiny-ImageNet release: {required} is missing")
