@@ -1,0 +1,189 @@
+"""The bare reference loops of ``dfkd bench --speed``: plain PyTorch, with nothing from dfkd's machinery.
+
+Each function transcribes one method's iteration from its docstring (same networks, batch sizes, passes and
+optimizer steps) as a newcomer would write it: default optimizers, no logging, no checks, no checkpoints.
+``fast`` applies the precision (bf16 autocast) and memory-format (channels_last) settings dfkd uses, so that
+``dfkd / bare_same`` isolates the framework's overhead; ``compiled`` puts every forward pass through
+``torch.compile``. Only the network classes (and the replay VAE module) are shared with dfkd.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def _compile(*modules) -> None:
+    """Compile the forward passes the bare loops call (``__call__``, and the feature/decoder entry points)."""
+    for m in modules:
+        m.compile()
+        for name in ("forward_features", "decode"):
+            if hasattr(m, name):
+                setattr(m, name, torch.compile(getattr(m, name)))
+
+
+def _bare_setup(info, teacher, student, cfg, fast: bool):
+    """Networks and optimizers for a bare loop; ``fast`` applies dfkd's precision/memory-format settings."""
+    from ..models.generator import create_generator
+
+    fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
+    gen = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
+                           width=cfg.generator_width).to(memory_format=fmt).train()
+    teacher = teacher.to(memory_format=fmt).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = student.to(memory_format=fmt).train()
+    if cfg.student_optimizer == "adam":
+        opt_s = torch.optim.Adam(student.parameters(), lr=cfg.lr_student, weight_decay=cfg.weight_decay)
+    else:
+        opt_s = torch.optim.SGD(student.parameters(), lr=cfg.lr_student, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
+    ac = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
+    return gen, teacher, student, opt_s, opt_g, ac
+
+
+def _set_cosine_lr(opt, cfg, it: int) -> None:
+    for group in opt.param_groups:
+        group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
+
+
+def _student_l1_step(x, teacher, student, opt, ac) -> None:
+    """One student update: L1 between student and teacher logits on detached samples x."""
+    with torch.no_grad(), ac():
+        t = teacher(x)
+    with ac():
+        s = student(x)
+    loss = (s.float() - t.float()).abs().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+@contextlib.contextmanager
+def _scoring(student):
+    """The student scores samples for the generator: eval mode, no parameter gradients."""
+    student.eval()
+    for p in student.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in student.parameters():
+            p.requires_grad_(True)
+        student.train()
+
+
+def _js(a, b, temperature):
+    log_p, log_q = F.log_softmax(a / temperature, 1), F.log_softmax(b / temperature, 1)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - math.log(2.0)
+    return (0.5 * ((log_p.exp() * (log_p - log_m)).sum(1) + (log_q.exp() * (log_q - log_m)).sum(1))).mean()
+
+
+def _entropy_prior(t):
+    p = F.softmax(t, 1).mean(0)
+    return (p * torch.log10(p.clamp_min(1e-12))).sum()
+
+
+def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
+    gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+    if compiled:
+        _compile(gen, teacher, student)
+
+    def iteration(it: int) -> None:
+        _set_cosine_lr(opt_s, cfg, it)
+        for _ in range(cfg.student_steps):
+            with torch.no_grad(), ac():
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+            _student_l1_step(x, teacher, student, opt_s, ac)
+        with _scoring(student):
+            with ac():
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                t, s = teacher(x), student(x)
+            loss = -(s.float() - t.float()).abs().mean()
+            opt_g.zero_grad()
+            loss.backward()
+            opt_g.step()
+
+    return iteration
+
+
+def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
+    from ..replay.vae import ReplayVAE
+
+    gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+    fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
+    vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(memory_format=fmt).train()
+    opt_v = torch.optim.Adam(vae.parameters(), lr=cfg.lr_vae)
+    if compiled:
+        _compile(gen, teacher, student, vae)
+    n_replay = int(round(cfg.batch_size * cfg.replay_ratio))
+    n_self = int(round(cfg.batch_size * cfg.vae_self_replay_ratio))
+    n_vae = max(1, int(cfg.batch_size * cfg.vae_novel_fraction))
+
+    def nudged_latents(n):
+        z = torch.randn(n, cfg.vae_latent_dim, requires_grad=True)
+        vae.eval()
+        with torch.enable_grad(), ac():
+            t = teacher(vae.decode(z)).float()
+            loss = (cfg.w_info_entropy * _entropy_prior(t) + cfg.w_one_hot * F.cross_entropy(t, t.argmax(1))
+                    + F.mse_loss(z.var(0), torch.ones(cfg.vae_latent_dim))
+                    + F.mse_loss(z.mean(0), torch.zeros(cfg.vae_latent_dim)))
+            (g,) = torch.autograd.grad(loss, z)
+        vae.train()
+        return (z - cfg.lr_nudge * g / (g.abs() + 1e-8)).detach()
+
+    def decode(z):
+        vae.eval()
+        with torch.no_grad(), ac():
+            x = vae.decode(z)
+        vae.train()
+        return x
+
+    def iteration(it: int) -> None:
+        _set_cosine_lr(opt_s, cfg, it)
+        # generator: DAFL priors + bounded JS adversarial term
+        with _scoring(student):
+            with ac():
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                f = teacher.forward_features(x)
+                t = teacher.forward_head(f)
+                s = student(x)
+            t = t.float()
+            loss = (cfg.w_one_hot * F.cross_entropy(t, t.argmax(1)) + cfg.w_info_entropy * _entropy_prior(t)
+                    - cfg.w_activation * f.float().abs().mean()
+                    + cfg.w_adversarial * (1 - _js(s.float(), t, cfg.js_temperature) / math.log(2.0)))
+            opt_g.zero_grad()
+            loss.backward()
+            opt_g.step()
+        # student steps on novel + replayed samples, VAE updates on the first vae_updates of them
+        for step in range(cfg.student_steps):
+            with torch.no_grad(), ac():
+                x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+            x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
+            _student_l1_step(x, teacher, student, opt_s, ac)
+            if step >= cfg.vae_updates:
+                continue
+            xv = x_new[:n_vae]
+            if n_self > 0 and not (it == 0 and step == 0):
+                xv = torch.cat([xv, decode(nudged_latents(n_self)).to(xv.dtype)])
+            with torch.no_grad(), ac():
+                t_x = teacher(xv)
+            with ac():
+                x_hat, mu, logvar = vae(xv)
+                t_hat = teacher(x_hat)
+            mu, logvar = mu.float(), logvar.float()
+            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+            loss = (cfg.w_vae_pixel * (x_hat.float() - xv.float()).abs().mean()
+                    + cfg.w_vae_teacher * (t_hat.float() - t_x.float()).abs().mean() + cfg.w_vae_kl * kl)
+            opt_v.zero_grad()
+            loss.backward()
+            opt_v.step()
+
+    return iteration
+
+
+BARE_LOOPS = {"dfad": bare_dfad, "pre-dfkd": bare_pre_dfkd}
