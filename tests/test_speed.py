@@ -40,6 +40,25 @@ def test_one_iteration_fast_and_fp32_give_the_same_losses(name):
         assert out[True][k] == pytest.approx(ref, rel=RTOL, abs=1e-4), k
 
 
+def test_bf16_student_false_keeps_the_student_step_in_fp32():
+    """With bf16 on but bf16_student off, a student step on a given batch is the fp32 step, bit for bit
+    (same weights after it); with bf16_student on it is not."""
+    info = dataset_info("fashion-mnist")
+    kw = {"num_classes": 10, "in_channels": 1, "input_size": 32}
+    torch.manual_seed(0)
+    teacher, student = create_model("lenet5", **kw), create_model("lenet5-half", **kw)
+    x = torch.randn(64, 1, 32, 32).bfloat16()  # what a bf16 generator hands the student step
+    out = {}
+    for bf16, bf16_student in ((False, True), (True, False), (True, True)):
+        cfg = resolve_config(get_method("dfad"), {"bf16": bf16, "bf16_student": bf16_student, "channels_last": False})
+        m = get_method("dfad")(copy.deepcopy(teacher), copy.deepcopy(student), info, cfg)
+        loss = m.student_step(x if bf16 else x.float())
+        out[bf16, bf16_student] = (loss.item(), torch.cat([p.detach().flatten() for p in m.student.parameters()]))
+    (fp32_loss, fp32_w), (mixed_loss, mixed_w), (bf16_loss, bf16_w) = out.values()
+    assert mixed_loss == fp32_loss and torch.equal(mixed_w, fp32_w)
+    assert bf16_loss != fp32_loss and bf16_loss == pytest.approx(fp32_loss, rel=RTOL)
+
+
 def test_speed_benchmark_runs_with_a_tiny_budget():
     tiny = ["--set", "batch_size=16", "--set", "student_steps=2", "--set", "generator_width=8", "--set",
             "vae_width=4", "--set", "log_every=2"]
@@ -55,5 +74,6 @@ def test_speed_benchmark_runs_with_a_tiny_budget():
     assert out["overhead_vs_same_settings_bare"] == pytest.approx(out["seconds_per_iteration_dfkd"]
                                                                   / out["seconds_per_iteration_bare_same_settings"])
     assert out["replay_memory_bytes"] > 0 and out["batch_size"] == 16 and out["timed_iterations"] == 4
+    assert out["bf16"] and out["bf16_student"]
     r = run_cli("bench", "--speed", "--suite", "digits", "--method", "mb-dfkd")
     assert r.returncode == 2 and "no bare reference loop for method 'mb-dfkd'" in r.stderr

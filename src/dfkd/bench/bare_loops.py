@@ -43,7 +43,7 @@ def _bare_setup(info, teacher, student, cfg, fast: bool):
                                 weight_decay=cfg.weight_decay)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
     ac = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
-    return gen, teacher, student, opt_s, opt_g, ac
+    return gen, teacher, student, opt_s, opt_g, ac, fast and cfg.bf16 and cfg.bf16_student
 
 
 def _set_cosine_lr(opt, cfg, it: int) -> None:
@@ -51,11 +51,13 @@ def _set_cosine_lr(opt, cfg, it: int) -> None:
         group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
 
 
-def _student_l1_step(x, teacher, student, opt, ac) -> None:
+def _student_l1_step(x, teacher, student, opt, bf16: bool) -> None:
     """One student update: L1 between student and teacher logits on detached samples x."""
-    with torch.no_grad(), ac():
+    if not bf16:
+        x = x.float()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         t = teacher(x)
-    with ac():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         s = student(x)
     loss = (s.float() - t.float()).abs().mean()
     opt.zero_grad()
@@ -89,7 +91,7 @@ def _entropy_prior(t):
 
 
 def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
-    gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast)
     if compiled:
         _compile(gen, teacher, student)
 
@@ -98,7 +100,7 @@ def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -
         for _ in range(cfg.student_steps):
             with torch.no_grad(), ac():
                 x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
-            _student_l1_step(x, teacher, student, opt_s, ac)
+            _student_l1_step(x, teacher, student, opt_s, bf16_s)
         with _scoring(student):
             with ac():
                 x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
@@ -114,7 +116,7 @@ def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -
 def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
     from ..replay.vae import ReplayVAE
 
-    gen, teacher, student, opt_s, opt_g, ac = _bare_setup(info, teacher, student, cfg, fast)
+    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast)
     fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
     vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(memory_format=fmt).train()
     opt_v = torch.optim.Adam(vae.parameters(), lr=cfg.lr_vae)
@@ -164,7 +166,7 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
             with torch.no_grad(), ac():
                 x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
             x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
-            _student_l1_step(x, teacher, student, opt_s, ac)
+            _student_l1_step(x, teacher, student, opt_s, bf16_s)
             if step >= cfg.vae_updates:
                 continue
             xv = x_new[:n_vae]

@@ -131,7 +131,8 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
     return {
         "suite": suite_name, "method": method, "teacher_arch": suite.teacher_arch, "student_arch": suite.student_arch,
         "batch_size": cfg.batch_size, "student_steps": cfg.student_steps, "bf16": cfg.bf16,
-        "channels_last": cfg.channels_last, "timed_iterations": iterations, "warmup_iterations": warmup,
+        "bf16_student": cfg.bf16 and cfg.bf16_student, "channels_last": cfg.channels_last,
+        "timed_iterations": iterations, "warmup_iterations": warmup,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "seconds_per_iteration_dfkd": s["dfkd"],
         "seconds_per_iteration_bare_fp32": s["bare_fp32"],
@@ -151,7 +152,7 @@ def format_speed(r: dict[str, Any]) -> str:
     return "\n".join([
         f"speed: {r['suite']} / {r['method']} ({r['teacher_arch']} -> {r['student_arch']}, batch {r['batch_size']}, "
         f"{r['student_steps']} student steps, {r['threads']} threads, torch {r['torch']})",
-        f"  dfkd (bf16={r['bf16']}, channels_last={r['channels_last']}): "
+        f"  dfkd (bf16={r['bf16']}, bf16 student step={r['bf16_student']}, channels_last={r['channels_last']}): "
         f"{r['seconds_per_iteration_dfkd']:.4f} s/it   peak RSS {r['peak_rss_bytes_dfkd'] / mib:.0f} MiB",
         f"  bare loop, fp32:          {r['seconds_per_iteration_bare_fp32']:.4f} s/it   "
         f"peak RSS {r['peak_rss_bytes_bare_fp32'] / mib:.0f} MiB",

@@ -137,6 +137,10 @@ class Method:
     def precision(self):
         return precision_context(self.cfg.bf16)
 
+    def student_precision(self):
+        """The student step's precision: bf16 only with both ``bf16`` and ``bf16_student``."""
+        return precision_context(self.cfg.bf16 and self.cfg.bf16_student)
+
     def set_learning_rates(self, it: int) -> None:
         """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule)."""
         c = self.cfg
@@ -182,14 +186,16 @@ class Method:
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         """One student update on detached samples ``x`` (teacher logits computed here unless given; with
         ``augment_crop``/``augment_flip`` the batch is augmented first and the teacher labels what the student sees)."""
+        if not (self.cfg.bf16 and self.cfg.bf16_student):
+            x = x.float()  # bf16 samples from the generator/VAE; the fp32 step needs fp32 inputs (format kept)
         if self.augmentation.active:
             x, t_logits = augment_batch(x, self.augmentation).contiguous(memory_format=self.memory_format), None
         if self.cfg.augment_mixup > 0:
             x, t_logits = mix_batch(x, self.cfg.augment_mixup).contiguous(memory_format=self.memory_format), None
         if t_logits is None:
-            with torch.no_grad(), self.precision():
+            with torch.no_grad(), self.student_precision():
                 t_logits = self.teacher(x)
-        with self.precision():
+        with self.student_precision():
             s_logits = self.student_train(x)
         loss = self.student_loss(s_logits.float(), t_logits.float())
         self.opt_student.zero_grad(set_to_none=True)

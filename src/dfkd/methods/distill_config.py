@@ -62,6 +62,9 @@ class DistillConfig:
     kd_temperature: float = 1.0
     # Run settings
     bf16: bool = True  # bf16 autocast (losses stay fp32)
+    # with bf16: also autocast the student step (student forward/backward and the teacher's labels for it);
+    # false keeps that step in fp32 while the generator and VAE passes stay bf16
+    bf16_student: bool = True
     channels_last: bool = True
     eval_every: int = 100  # test accuracy (with eval data) and the data-free progress signal every N iterations
     signal_samples: int = 512  # fresh synthetic samples per progress-signal measurement (0: off)
