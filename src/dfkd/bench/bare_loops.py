@@ -43,7 +43,7 @@ def _bare_setup(info, teacher, student, cfg, fast: bool):
                                 weight_decay=cfg.weight_decay)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
     ac = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
-    return gen, teacher, student, opt_s, opt_g, ac, fast and cfg.bf16 and cfg.bf16_student
+    return gen, teacher, student, opt_s, opt_g, ac, fast and cfg.student_bf16
 
 
 def _set_cosine_lr(opt, cfg, it: int) -> None:

@@ -131,7 +131,7 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
     return {
         "suite": suite_name, "method": method, "teacher_arch": suite.teacher_arch, "student_arch": suite.student_arch,
         "batch_size": cfg.batch_size, "student_steps": cfg.student_steps, "bf16": cfg.bf16,
-        "bf16_student": cfg.bf16 and cfg.bf16_student, "channels_last": cfg.channels_last,
+        "bf16_student": cfg.student_bf16, "channels_last": cfg.channels_last,
         "timed_iterations": iterations, "warmup_iterations": warmup,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "seconds_per_iteration_dfkd": s["dfkd"],

@@ -139,7 +139,7 @@ class Method:
 
     def student_precision(self):
         """The student step's precision: bf16 only with both ``bf16`` and ``bf16_student``."""
-        return precision_context(self.cfg.bf16 and self.cfg.bf16_student)
+        return precision_context(self.cfg.student_bf16)
 
     def set_learning_rates(self, it: int) -> None:
         """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule)."""
@@ -186,7 +186,7 @@ class Method:
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         """One student update on detached samples ``x`` (teacher logits computed here unless given; with
         ``augment_crop``/``augment_flip`` the batch is augmented first and the teacher labels what the student sees)."""
-        if not (self.cfg.bf16 and self.cfg.bf16_student):
+        if not self.cfg.student_bf16:
             x = x.float()  # bf16 samples from the generator/VAE; the fp32 step needs fp32 inputs (format kept)
         if self.augmentation.active:
             x, t_logits = augment_batch(x, self.augmentation).contiguous(memory_format=self.memory_format), None

@@ -80,6 +80,11 @@ class DistillConfig:
     sync_bn: bool = False  # SyncBatchNorm for student and generator (PyTorch supports it on GPUs only)
     dist_timeout_s: float = 300.0  # a collective waiting longer than this fails (a rank died or hangs)
 
+    @property
+    def student_bf16(self) -> bool:
+        """Whether the student step runs under bf16 autocast (``bf16`` and ``bf16_student``)."""
+        return self.bf16 and self.bf16_student
+
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
                          "generator_width", "collapse_patience")
