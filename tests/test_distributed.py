@@ -62,7 +62,7 @@ def test_two_rank_step_equals_one_process_step_on_the_whole_batch(tmp_path):
         import os, torch
         from dfkd import create_model
         from dfkd.data import dataset_info
-        from dfkd.engine.distributed import from_environment
+        from dfkd.distributed import from_environment
         from dfkd.engine.loop import resolve_config
         from dfkd.methods import get_method
         ctx = from_environment()

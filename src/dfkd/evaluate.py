@@ -1,17 +1,11 @@
 """Accuracy of a classifier on in-memory uint8 images (the real test set: for reporting only)."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
 from .data.info import DatasetInfo
-
-
-def precision_context(bf16: bool):
-    """bf16 autocast on CPU (several times faster convolutions on AVX-512-bf16 CPUs) or nothing."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+from .precision import precision_context
 
 
 @torch.inference_mode()

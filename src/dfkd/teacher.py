@@ -15,13 +15,11 @@ The state file is removed once ``teacher.pt`` is written.
 from __future__ import annotations
 
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +30,9 @@ from .io_utils import atomic_write, atomic_write_text
 from .data import ImageDataset, augment_batch, iterate_batches
 from .data.augment import Augmentation, default_augmentation
 from .errors import DfkdError
-from .evaluate import accuracy, precision_context
+from .evaluate import accuracy
+from .precision import precision_context
+from .rng import rng_state, seed_everything, set_rng_state
 from .metrics_log import MetricsLog
 from .progress import Progress
 from .schedules import cosine_lr, set_lr
@@ -82,12 +82,6 @@ def recipe(dataset_name: str, **overrides: Any) -> TeacherConfig:
     return update_config(TeacherConfig(), {**base, **overrides}, where="teacher config")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _augmentation(cfg: TeacherConfig, dataset_name: str) -> Augmentation:
     default = default_augmentation(dataset_name)
     return Augmentation(
@@ -101,8 +95,6 @@ STATE_FILE = "teacher-state.pt"
 
 def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, cfg: TeacherConfig,
                 epoch: int, step: int, metrics: dict[str, Any]) -> None:
-    from .engine.run_state import rng_state
-
     state = {"format": 1, "config": to_plain(cfg), "epoch": epoch, "step": step, "metrics": metrics,
              "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
              "rng": rng_state()}
@@ -153,7 +145,6 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     first_epoch, step, metrics, elapsed = 0, 0, {}, 0.0
     if resume and state_path is not None and state_path.exists():
         from .engine.run_dir import metric_lines
-        from .engine.run_state import set_rng_state
 
         state = _load_state(state_path, cfg)
         model.load_state_dict(state["model"])
@@ -217,4 +208,4 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     return metrics
 
 
-__all__ = ["TeacherConfig", "RECIPES", "recipe", "train_teacher", "seed_everything"]
+__all__ = ["TeacherConfig", "RECIPES", "recipe", "train_teacher"]

@@ -32,13 +32,13 @@ from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
 from ..models.train_modes import eval_mode
 from ..progress import Progress
-from ..teacher import seed_everything
+from ..rng import rng_state, seed_everything
 from .collapse import track_collapse
-from .distributed import collective_errors, from_environment, per_rank_config, ranks_agree
+from ..distributed import collective_errors, from_environment, per_rank_config, ranks_agree
 from .progress_signal import signal_summary, synthetic_agreement
 from .robustness import robustness_summary
 from .run_dir import open_run_dir, restore_run
-from .run_state import (STATE_FILE, LoopState, non_finite, offending_optimizers, restore, rng_state, save_run_state,
+from .run_state import (STATE_FILE, LoopState, non_finite, offending_optimizers, restore, save_run_state,
                         snapshot)
 from .samples import save_sample_grid
 from .stop import RunInterrupted, StopSignals

@@ -12,7 +12,8 @@ from typing import Any
 from ..config import read_yaml, write_yaml
 from ..errors import DfkdError
 from ..io_utils import atomic_write_text
-from .run_state import STATE_FILE, LoopState, load_run_state, set_rng_state
+from ..rng import set_rng_state
+from .run_state import STATE_FILE, LoopState, load_run_state
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "student.pt", "samples.pt")
 

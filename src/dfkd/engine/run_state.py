@@ -14,16 +14,15 @@ global RNGs.
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import DfkdError
 from ..io_utils import atomic_write
+from ..rng import rng_state
 
 STATE_FILE = "state.pt"
 STATE_KIND = "dfkd-run-state"
@@ -58,24 +57,6 @@ class LoopState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LoopState":
         return cls(**d)
-
-
-def rng_state() -> dict[str, Any]:
-    """The global RNG states of torch, numpy and Python as plain tensors and numbers."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, py_state, py_gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                      "gauss": float(gauss)},
-            "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss}}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
 
 
 def snapshot(method, loop: LoopState) -> dict[str, Any]:
@@ -137,5 +118,5 @@ def offending_optimizers(method, bad: list[str]) -> list[str]:
     return [n for n in names if n in hit] or names
 
 
-__all__ = ["LoopState", "STATE_FILE", "save_run_state", "load_run_state", "snapshot", "restore", "rng_state",
-           "set_rng_state", "non_finite", "offending_optimizers"]
+__all__ = ["LoopState", "STATE_FILE", "save_run_state", "load_run_state", "snapshot", "restore", "non_finite",
+           "offending_optimizers"]

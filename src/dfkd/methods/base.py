@@ -25,9 +25,9 @@ from torch import nn
 from .. import losses
 from ..data.augment import Augmentation, augment_batch, mix_batch
 from ..data.info import DatasetInfo
-from ..engine.distributed import DistContext, wrap_ddp
+from ..distributed import DistContext, wrap_ddp
 from ..errors import DfkdError
-from ..evaluate import precision_context
+from ..precision import precision_context
 from ..models import logits_and_features
 from ..models.generator import create_generator
 from ..models.train_modes import eval_mode, freeze, frozen_params

@@ -76,7 +76,7 @@ class DistillConfig:
     max_rollbacks: int = 3  # non-finite values: roll back + halve the offending lr at most this often in a row
     collapse_threshold: float = 0.8  # mode collapse: the teacher's top class takes >= this fraction of a batch ...
     collapse_patience: int = 50  # ... for at least this many consecutive iterations
-    # Several processes (torchrun; dfkd.engine.distributed): batch_size is the global batch
+    # Several processes (torchrun; dfkd.distributed): batch_size is the global batch
     sync_bn: bool = False  # SyncBatchNorm for student and generator (PyTorch supports it on GPUs only)
     dist_timeout_s: float = 300.0  # a collective waiting longer than this fails (a rank died or hangs)
 

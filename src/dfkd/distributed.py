@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
-from ..errors import DfkdError
+from .errors import DfkdError
 
 
 @dataclass
