@@ -149,3 +149,11 @@ def test_import_has_no_side_effects(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file, cache or home directory created
+
+
+@pytest.mark.parametrize("kind,expected", [("methods", "pre-dfkd"), ("generators", "dcgan"),
+                                           ("terms", "bn_statistics"), ("synthesizers", "generator")])
+def test_list_shows_every_registry(kind, expected):
+    r = run_cli("list", kind)
+    assert r.returncode == 0, r.stderr
+    assert any(line.split()[0] == expected for line in r.stdout.splitlines())

@@ -182,18 +182,19 @@ def test_ema_generator_follows_the_generator_and_feeds_the_student():
     teacher, student = nets()
     cfg = resolve_config(get_method("dfad"), tiny_config("dfad", ema_generator=0.9, ema_fraction=0.25))
     m = get_method("dfad")(teacher, student, INFO, cfg)
-    before_ema = [p.clone() for p in m.generator_ema.parameters()]
+    ema = m.modules()["generator_ema"]
+    before_ema = [p.clone() for p in ema.parameters()]
     m.generator_step()
-    for e0, e, g in zip(before_ema, m.generator_ema.parameters(), m.generator.parameters()):
+    for e0, e, g in zip(before_ema, ema.parameters(), m.generator.parameters()):
         assert torch.allclose(e, 0.9 * e0 + 0.1 * g, atol=1e-6)  # ema <- m ema + (1 - m) generator
-    assert not any(p.requires_grad for p in m.generator_ema.parameters())
+    assert not any(p.requires_grad for p in ema.parameters())
     torch.manual_seed(3)
     x = m.synthesize(8)
     torch.manual_seed(3)
     z = m.generator.sample_latent(8)
     with torch.no_grad():
         assert torch.allclose(x[:6], m.generator(z[:6]), atol=1e-5)
-        assert torch.allclose(x[6:], m.generator_ema(z[6:]), atol=1e-5)  # a quarter from the EMA copy
+        assert torch.allclose(x[6:], ema(z[6:]), atol=1e-5)  # a quarter from the EMA copy
     assert "generator_ema" in m.state_dict()["modules"]
 
 
@@ -202,17 +203,17 @@ def test_pre_dfkd_plus_uses_the_bn_prior_only_with_a_bn_teacher():
     cfg = resolve_config(cls, tiny_config("pre-dfkd+"))
     teacher, student = nets()  # LeNet: no BatchNorm, so no prior and no error
     m = cls(teacher, student, INFO, cfg)
-    assert m.cfg.w_bn == 0 and m.bn_prior is None
+    assert m.cfg.w_bn == 0 and m.objective.term("bn") is None
     bn_teacher = create_model("cnn-bn", num_classes=10, in_channels=1, width=4)
     m = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO, cfg)
-    assert m.cfg.w_bn == cfg.w_bn_auto == 1.0 and m.bn_prior is not None
+    assert m.cfg.w_bn == cfg.w_bn_auto == 1.0 and m.objective.term("bn") is not None
     out, _, _ = m.generator_step()
     assert "g_bn" in out and torch.isfinite(out["g_bn"])
     m.close()
     assert not any(mod._forward_hooks for mod in bn_teacher.modules())
     off = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO,
               resolve_config(cls, tiny_config("pre-dfkd+", w_bn_auto=0)))
-    assert off.bn_prior is None
+    assert off.objective.term("bn") is None
     assert get_method("pre-dfkd").Config().w_bn == 0  # the faithful method is unchanged
 
 
@@ -275,3 +276,36 @@ def test_pre_dfkd_plus_is_pre_dfkd_when_no_addition_applies():
         teacher, student = nets()
         students.append(distill(teacher, student, name, tiny_config(name), info=INFO, progress=False).student)
     assert all(torch.equal(a, b) for a, b in zip(students[0].state_dict().values(), students[1].state_dict().values()))
+
+
+def test_pre_dfkd_plus_saves_the_config_it_ran_with(tmp_path):
+    import yaml
+    bn_teacher = create_model("cnn-bn", num_classes=10, in_channels=1, width=4)
+    distill(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), "pre-dfkd+",
+            tiny_config("pre-dfkd+", iterations=1), info=INFO, out_dir=tmp_path, progress=False,
+            student_arch="lenet5-half")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())["config"]
+    _, _, payload = load_model(tmp_path / "student.pt")
+    assert saved["w_bn"] == payload["config"]["w_bn"] == 1.0  # the BN prior it switched on, not the 0 it started from
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "g_bn" in next(r for r in rows if r["kind"] == "train")
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_parts_table_drives_state_learning_rates_and_replay_bytes(name):
+    teacher, student = nets()
+    cls = get_method(name)
+    m = cls(teacher, student, INFO, resolve_config(cls, tiny_config(name)))
+    assert list(m.parts)[0] == "student" and m.parts["student"].module is student
+    for part in m.parts.values():  # every optimizer's learning rate comes from a key of this method's config
+        if part.optimizer is not None:
+            assert hasattr(m.cfg, part.lr_key)
+    m.lr_scale = {n: 0.5 for n in m.optimizers()}
+    m.set_learning_rates(0)
+    for n, opt in m.optimizers().items():
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * getattr(m.cfg, m.parts[n].lr_key))
+    replay = [p for p in m.parts.values() if p.replay]
+    expected = sum(t.numel() * t.element_size() for p in replay for t in (*p.module.parameters(), *p.module.buffers()))
+    assert m.replay_memory_bytes() == expected and (expected > 0) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd"))
+    assert set(m.state_dict()["modules"]) == set(m.parts)
+    m.close()

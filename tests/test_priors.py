@@ -8,7 +8,7 @@ from conftest import assert_clear_error, run_cli
 from dfkd import DfkdError, create_model
 from dfkd.data import dataset_info
 from dfkd.engine import distill
-from dfkd.priors import BNStatistics, batchnorm_layers
+from dfkd.terms import BNStatistics, batchnorm_layers
 
 
 def tiny_bn_teacher():
@@ -58,8 +58,8 @@ def test_distill_with_the_bn_prior_logs_it_and_detaches_its_hooks():
     res = distill(teacher, student, "dfad", cfg, info=info, progress=False)
     assert len(batchnorm_layers(teacher)) > 0
     assert sum(len(m._forward_hooks) for m in teacher.modules()) == hooks_before
-    out = res.method  # the prior was part of the generator objective
-    assert out.bn_prior is not None and not out.bn_prior.attached
+    term = res.method.objective.term("bn")  # the prior was part of the generator objective
+    assert term is not None and not term.prior.attached
 
 
 def test_bn_prior_on_a_teacher_without_batchnorm_is_a_clear_error(digits_teacher, tmp_path):

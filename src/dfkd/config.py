@@ -44,6 +44,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return origin(_coerce(v, args[0], key) for v in value)
     if hint is Any:
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DfkdError(f"config key '{key}' needs a mapping (e.g. {{output: sigmoid}}), got {value!r}")
+        return {str(k): v for k, v in value.items()}
     if hint is bool:
         if isinstance(value, bool):
             return value

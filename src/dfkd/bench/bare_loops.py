@@ -110,6 +110,7 @@ def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -
             loss.backward()
             opt_g.step()
 
+    iteration.modules = {"generator": gen, "student": student}  # for the test that it matches the method
     return iteration
 
 
@@ -185,6 +186,7 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
             loss.backward()
             opt_v.step()
 
+    iteration.modules = {"generator": gen, "student": student, "vae": vae}
     return iteration
 
 

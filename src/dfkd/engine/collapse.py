@@ -1,4 +1,4 @@
-"""Generator mode-collapse detection from the logged top-class fraction (``methods.base.top_class_fraction``)."""
+"""Generator mode-collapse detection from the logged top-class fraction (``synthesizers.base.top_class_fraction``)."""
 from __future__ import annotations
 
 import sys
@@ -10,7 +10,7 @@ from .run_state import LoopState
 
 def track_collapse(loop: LoopState, frac: float | None, n: int, cfg: DistillConfig,
                    write_row: Callable[[dict[str, Any]], None], verbose: bool = True) -> None:
-    """Mode-collapse detection on the log window's mean top-class fraction (``methods.base.top_class_fraction``).
+    """Mode-collapse detection on the log window's mean top-class fraction (``synthesizers.base.top_class_fraction``).
 
     A collapse is ``collapse_patience`` or more consecutive iterations whose windows have a mean fraction of at
     least ``collapse_threshold``; each one is logged once (kind "collapse") and counted in the summary.

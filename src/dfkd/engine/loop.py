@@ -122,6 +122,7 @@ def distill(
         teacher, info, _ = load_model(teacher)
     if info is None:
         raise DfkdError("pass info=DatasetInfo(...) with a teacher module (or give a teacher checkpoint path)")
+    cfg = method_cls.configure(cfg, teacher, info)  # what the run saves is what it runs with
     ctx = from_environment(cfg.dist_timeout_s)  # single process unless started by torchrun
     rank_cfg = per_rank_config(cfg, ctx)
     seed_everything(cfg.seed)  # before the student is built: the seed fixes its initial weights too
@@ -245,8 +246,7 @@ def distill(
                     raise RunInterrupted(f"stopped by {stop.name or 'a signal to another rank'} after iteration "
                                          f"{done}/{cfg.iterations}; checkpoint saved; continue with: dfkd resume "
                                          f"{out}", stop.signum or signal.SIGTERM)
-            shared = {k: mod for k, mod in m.modules().items() if k != "bank"}  # the memory bank is per rank
-            consistent = ranks_agree(shared, ctx)
+            consistent = ranks_agree(m.shared_modules(), ctx)
     finally:
         bar.close()
         m.close()  # no hook stays attached to the user's teacher

@@ -33,10 +33,9 @@ def synthetic_agreement(method, n: int, seed: int) -> dict[str, float]:
     """Agreement on ``n`` fresh novel (and replay) samples, drawn with ``torch.Generator().manual_seed(seed)``."""
     g = torch.Generator().manual_seed(seed)
     out = {"agree_novel": _agreement(method, method.sample_novel(n, generator=g))}
-    if hasattr(method, "sample_replay"):
-        x = method.sample_replay(n, generator=g)
-        if x.shape[0] > 0:
-            out["agree_replay"] = _agreement(method, x)
+    x = method.sample_replay(n, generator=g)
+    if x is not None and x.shape[0] > 0:
+        out["agree_replay"] = _agreement(method, x)
     return out
 
 

@@ -108,11 +108,9 @@ def non_finite(method, sums: dict[str, torch.Tensor]) -> list[str]:
 def offending_optimizers(method, bad: list[str]) -> list[str]:
     """Which optimizers' learning rates to lower for these non-finite names (all of them when unclear)."""
     names = list(method.optimizers())
-    prefixes = {"g_": "generator", "s_": "student", "vae_": "vae"}
     hit = set()
     for key in bad:
-        owner = key.removesuffix(" weights") if key.endswith(" weights") else next(
-            (o for p, o in prefixes.items() if key.startswith(p)), None)
+        owner = key.removesuffix(" weights") if key.endswith(" weights") else method.owner_of(key)
         if owner in names:
             hit.add(owner)
     return [n for n in names if n in hit] or names

@@ -17,8 +17,7 @@ def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64)
 
     with torch.no_grad():
         grids = {"novel": to_uint8(method.sample_novel(n))}
-        if hasattr(method, "sample_replay"):
-            replay = method.sample_replay(n)
-            if replay.shape[0]:
+        replay = method.sample_replay(n)
+        if replay is not None and replay.shape[0]:
                 grids["replay"] = to_uint8(replay)
     atomic_write(path, lambda tmp: torch.save(grids, tmp))

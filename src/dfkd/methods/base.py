@@ -1,10 +1,19 @@
-"""What every distillation method shares: its parts (student, generator, optimizers) and the
-generator objective, so that a method only writes down where its science differs. The shared settings
-are ``DistillConfig`` (``distill_config.py``).
+"""What every distillation method shares, so that a method only writes down where its science differs.
 
-One *iteration* of every method = ``generator_steps`` generator updates + ``student_steps`` student updates
-(+ the replay update of the replay methods). The shared loop (``dfkd.engine.loop``) calls
-``Method.iteration(it)`` and logs the scalars it returns.
+A method is declared from parts:
+- a **synthesizer** (``synthesizer = "generator" | "pixels" | "noise"``, see ``dfkd.synthesizers``) that makes
+  the synthetic batches;
+- a **generator objective**: a list of (objective term, weight) read from the method's config
+  (``generator_objective``; terms in ``dfkd.terms``, weight 0 = not built, its passes not run);
+- its **parts table** (``self.parts``, ``dfkd.parts.Part``): student, generator, replay memory, ... with their
+  optimizers and learning-rate keys. Checkpoints, rollback, rank checks, learning rates and
+  ``replay_memory_bytes`` read the table, never a part's name.
+The shared settings are ``DistillConfig`` (``distill_config.py``); a method registers itself with
+``@register_method("name")`` in its own file.
+
+One *iteration* of every method = its synthesis step(s) + ``student_steps`` student updates (+ the replay
+update of the replay methods). The shared loop (``dfkd.engine.loop``) calls ``Method.iteration(it)`` and logs
+the scalars it returns.
 
 Conventions the official PRE-DFKD code breaks and we keep:
 - the teacher is frozen (``requires_grad=False``, eval mode): it never accumulates gradients;
@@ -15,8 +24,6 @@ Conventions the official PRE-DFKD code breaks and we keep:
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 from typing import Any
 
 import torch
@@ -26,73 +33,102 @@ from .. import losses
 from ..data.augment import Augmentation, augment_batch, mix_batch
 from ..data.info import DatasetInfo
 from ..distributed import DistContext, wrap_ddp
-from ..errors import DfkdError
+from ..models.train_modes import freeze
+from ..parts import Part, PartContext, module_bytes, optimizer_state_bytes
 from ..precision import precision_context
-from ..models import logits_and_features
-from ..models.generator import create_generator
-from ..models.train_modes import eval_mode, freeze, frozen_params
-from ..priors import BNStatistics
+from ..registry import Registry
 from ..schedules import cosine_lr, set_lr
+from ..synthesizers import SYNTHESIZERS
+from ..terms import build_objective
 from .distill_config import DistillConfig
 
+METHODS: Registry[type["Method"]] = Registry("method")
 
-def top_class_fraction(logits: torch.Tensor) -> torch.Tensor:
-    """Share of the batch that the teacher assigns to its most frequent class (1.0: every sample one class).
 
-    The mode-collapse statistic: a healthy synthetic batch spreads over the classes (about 1/K to a few
-    times that); a collapsed generator produces one class. Returned as a tensor (no host sync).
-    """
-    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
-    return counts.max().float() / logits.shape[0]
+def register_method(name: str):
+    """Class decorator: register a ``Method`` subclass under ``name`` (and set its ``name``)."""
+    def decorator(cls: type["Method"]) -> type["Method"]:
+        cls.name = name
+        return METHODS.register(name)(cls)
+
+    return decorator
 
 
 class Method:
-    """Base class: owns the student, a novel-sample generator and their optimizers."""
+    """Base class: owns the student, the synthesizer and the parts table."""
 
     name = "base"
     Config = DistillConfig
     paper = ""
-    # optimizer name -> the config key of its base learning rate (subclasses add theirs)
-    lr_keys: dict[str, str] = {"student": "lr_student", "generator": "lr_generator"}
-    # False: the method synthesises without a trained generator (none is built, checkpointed or optimised)
-    has_generator = True
+    synthesizer = "generator"  # the registered synthesizer that makes novel batches
+
+    @classmethod
+    def configure(cls, cfg: DistillConfig, teacher: nn.Module, info: DatasetInfo) -> DistillConfig:
+        """The config this method runs with for this teacher and data set (settings chosen automatically, such as
+        a prior that needs BatchNorm layers). Called by the loop before the config is saved, so what a run saves
+        is what it ran with; must be idempotent."""
+        return cfg
+
+    def generator_objective(self) -> list[tuple[str, float]]:
+        """(objective term, weight) in the order the terms are summed; weight 0 drops a term."""
+        c = self.cfg
+        return [("one_hot", c.w_one_hot), ("info_entropy", c.w_info_entropy), ("activation", c.w_activation),
+                ("bn_statistics", c.w_bn), (f"adversarial_{c.adversarial_loss}", c.w_adversarial)]
 
     def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig,
                  dist: DistContext | None = None) -> None:
+        cfg = self.configure(cfg, teacher, info)
         self.cfg, self.info = cfg, info
         self.dist = dist or DistContext()
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.teacher = freeze(teacher).to(memory_format=self.memory_format)
         self.student = student.to(memory_format=self.memory_format).train()
-        self.opt_student = self._student_optimizer(self.student.parameters())
-        self.generator: nn.Module | None = None
-        self.opt_generator: torch.optim.Optimizer | None = None
-        if self.has_generator:
-            self.generator = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
-                                              width=cfg.generator_width).to(memory_format=self.memory_format).train()
-            self.opt_generator = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_generator,
-                                                  betas=(cfg.generator_beta1, 0.999), foreach=True)
-        # Per-optimizer factor on the configured learning rate; the loop halves one after a non-finite rollback.
+        self.parts: dict[str, Part] = {}
+        self.add_part(Part("student", self.student, self._student_optimizer(self.student.parameters()),
+                           "lr_student", scheduled=True, log_prefix="s_"))
+        # Per-part factor on the configured learning rate; the loop halves one after a non-finite rollback.
         self.lr_scale: dict[str, float] = {}
-        # Hooks on the teacher's BN layers, removed by close() (the loop calls it when the run ends).
-        self.bn_prior = BNStatistics(self.teacher) if cfg.w_bn > 0 else None
-        # The passes that train a part go through these (DDP under torchrun: gradients are averaged over
-        # ranks); passes that only score or sample use the plain modules.
+        # The passes that train a part go through DDP wrappers under torchrun (gradients averaged over ranks);
+        # passes that only score or sample use the plain modules.
         self.student_train = self.wrap(self.student)
-        self.generator_train = self.wrap(self.generator) if self.has_generator else None
+        self.ctx = PartContext(self.teacher, self.student, info, cfg, self.memory_format, self.precision, self.wrap)
+        self.objective = build_objective(self.generator_objective(), self.ctx)
+        self.synth = SYNTHESIZERS.get(self.synthesizer)(self.ctx, self.objective)
+        for part in self.synth.parts():
+            self.add_part(part)
+        for part in self.objective.parts():
+            self.add_part(part)
         self.augmentation = Augmentation(crop_padding=cfg.augment_crop, hflip=cfg.augment_flip)
-        self.generator_ema = None
-        if cfg.ema_generator > 0 and self.has_generator:
-            self.generator_ema = freeze(copy.deepcopy(self.generator)).train()  # train mode: batch statistics
+
+    # -- the parts table -----------------------------------------------------------------------------
+    def add_part(self, part: Part) -> Part:
+        if part.name in self.parts:
+            raise ValueError(f"method '{self.name}' declares part '{part.name}' twice")
+        self.parts[part.name] = part
+        return part
 
     def wrap(self, module: nn.Module) -> nn.Module:
         return wrap_ddp(module, self.dist, self.cfg.sync_bn)
 
+    @property
+    def opt_student(self) -> torch.optim.Optimizer:
+        return self.parts["student"].optimizer
+
+    @property
+    def generator(self) -> nn.Module | None:
+        part = self.parts.get("generator")
+        return part.module if part is not None else None
+
+    @property
+    def opt_generator(self) -> torch.optim.Optimizer | None:
+        part = self.parts.get("generator")
+        return part.optimizer if part is not None else None
+
     def close(self) -> None:
-        """Detach what this method attached: BN-statistics hooks on the teacher, and the DDP wrappers (they hold
-        the process group, which must outlive them)."""
-        if self.bn_prior is not None:
-            self.bn_prior.remove()
+        """Detach what this method attached: hooks on the teacher (objective terms), and the DDP wrappers (they
+        hold the process group, which must outlive them)."""
+        self.objective.close()
+        self.synth.close()
         for attr, value in list(vars(self).items()):
             if isinstance(value, nn.parallel.DistributedDataParallel):
                 setattr(self, attr, value.module)
@@ -102,13 +138,15 @@ class Method:
         raise NotImplementedError
 
     def modules(self) -> dict[str, nn.Module]:
-        """Trainable parts, checkpointed by name (the teacher is frozen and not part of the state)."""
-        parts = {"student": self.student, "generator": self.generator, "generator_ema": self.generator_ema}
-        return {k: m for k, m in parts.items() if m is not None}
+        """Every part's module, checkpointed by name (the teacher is frozen and not part of the state)."""
+        return {name: p.module for name, p in self.parts.items()}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts = {"student": self.opt_student, "generator": self.opt_generator}
-        return {k: o for k, o in opts.items() if o is not None}
+        return {name: p.optimizer for name, p in self.parts.items() if p.optimizer is not None}
+
+    def shared_modules(self) -> dict[str, nn.Module]:
+        """The modules that are identical on every rank under torchrun (what the rank check compares)."""
+        return {name: p.module for name, p in self.parts.items() if not p.per_rank}
 
     def state_dict(self) -> dict[str, Any]:
         return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
@@ -124,14 +162,23 @@ class Method:
 
     def replay_memory_bytes(self) -> int:
         """Bytes kept across iterations only for replay (VAE parameters and buffers, stored samples)."""
-        return 0
+        return sum(module_bytes(p.module) for p in self.parts.values() if p.replay)
 
     def replay_optimizer_bytes(self) -> int:
-        return 0
+        return sum(optimizer_state_bytes(p.optimizer) for p in self.parts.values() if p.replay)
+
+    def owner_of(self, log_key: str) -> str | None:
+        """The part whose loss a logged scalar is (by the parts' ``log_prefix``), or None."""
+        return next((name for name, p in self.parts.items() if p.log_prefix and log_key.startswith(p.log_prefix)),
+                    None)
 
     def sample_novel(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n fresh synthetic samples (normalised space, fp32), as the student sees them."""
         return self.synthesize(n, generator).float()
+
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """n replayed samples as the student sees them (fp32); None for a method without replay."""
+        return None
 
     # -- shared steps --------------------------------------------------------------------------------
     def precision(self):
@@ -144,11 +191,13 @@ class Method:
     def set_learning_rates(self, it: int) -> None:
         """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule)."""
         c = self.cfg
-        for name, opt in self.optimizers().items():
-            lr = getattr(c, self.lr_keys[name]) * self.lr_scale.get(name, 1.0)
-            if name == "student" and c.schedule == "cosine":
+        for name, part in self.parts.items():
+            if part.optimizer is None:
+                continue
+            lr = getattr(c, part.lr_key) * self.lr_scale.get(name, 1.0)
+            if part.scheduled and c.schedule == "cosine":
                 lr = cosine_lr(it, c.iterations, lr, c.warmup_iterations)
-            set_lr(opt, lr)
+            set_lr(part.optimizer, lr)
 
     def _student_optimizer(self, params) -> torch.optim.Optimizer:
         c = self.cfg
@@ -162,26 +211,13 @@ class Method:
             return losses.kd_kl(s_logits, t_logits, self.cfg.kd_temperature)
         return losses.logits_l1(s_logits, t_logits)
 
-    @torch.no_grad()
     def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A detached novel batch (generator in train mode: its BatchNorms standardise each batch); with an
-        EMA generator, its last ``round(n * ema_fraction)`` samples come from the EMA copy."""
-        z = self.generator.sample_latent(n, generator)  # (n, latent)
-        with self.precision():
-            if self.generator_ema is None:
-                return self.generator(z)
-            n_ema = int(round(n * self.cfg.ema_fraction))
-            parts = [g(zs) for g, zs in ((self.generator, z[: n - n_ema]), (self.generator_ema, z[n - n_ema:]))
-                     if zs.shape[0] > 0]
-            return torch.cat(parts) if len(parts) > 1 else parts[0]
+        """A detached novel batch from the synthesizer (the method's precision)."""
+        return self.synth.sample(n, generator)
 
-    @torch.no_grad()
-    def update_ema_generator(self) -> None:
-        """ema <- m * ema + (1 - m) * generator (weights); BatchNorm buffers are copied."""
-        m = self.cfg.ema_generator
-        torch._foreach_lerp_(list(self.generator_ema.parameters()), list(self.generator.parameters()), 1.0 - m)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
+    def generator_step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """One generator update on the objective: (logged terms, the batch (detached), its teacher logits)."""
+        return self.synth.step()
 
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         """One student update on detached samples ``x`` (teacher logits computed here unless given; with
@@ -202,51 +238,3 @@ class Method:
         loss.backward()
         self.opt_student.step()
         return loss.detach()
-
-    def generator_step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """One generator update with the configured objective.
-
-        Returns (loss terms, the batch it generated (detached), the teacher's logits on it (detached)),
-        so a method may reuse the batch for a student step without another teacher pass (as DAFL does).
-        """
-        c = self.cfg
-        bn_recording = self.bn_prior.recording() if self.bn_prior is not None else contextlib.nullcontext()
-        with self.precision():
-            x = self.generator_train(self.generator.sample_latent(c.batch_size))  # (B, C, H, W)
-            with bn_recording:
-                if c.w_activation > 0:
-                    t_logits, t_feats = logits_and_features(self.teacher, x)
-                else:
-                    t_logits, t_feats = self.teacher(x), None
-            s_logits = None
-            if c.w_adversarial > 0:
-                with eval_mode(self.student), frozen_params(self.student):
-                    s_logits = self.student(x)
-        t32 = t_logits.float()
-        terms: dict[str, torch.Tensor] = {}
-        if c.w_one_hot > 0:
-            terms["g_one_hot"] = losses.one_hot(t32)
-        if c.w_info_entropy > 0:
-            terms["g_info_entropy"] = losses.info_entropy(t32)
-        if c.w_activation > 0:
-            terms["g_activation"] = losses.activation(t_feats.float())
-        if self.bn_prior is not None:
-            terms["g_bn"] = self.bn_prior.loss()
-        if s_logits is not None:
-            adv = (losses.bounded_js_divergence(s_logits.float(), t32, c.js_temperature) if c.adversarial_loss == "js"
-                   else losses.adv_l1(s_logits.float(), t32))
-            terms["g_adversarial"] = adv
-        weights = {"g_one_hot": c.w_one_hot, "g_info_entropy": c.w_info_entropy, "g_activation": c.w_activation,
-                   "g_adversarial": c.w_adversarial, "g_bn": c.w_bn}
-        if not terms:
-            raise DfkdError(f"method '{self.name}' has a generator but every generator loss weight is 0")
-        loss = sum(weights[k] * v for k, v in terms.items())
-        self.opt_generator.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_generator.step()
-        if self.generator_ema is not None:
-            self.update_ema_generator()
-        out = {k: v.detach() for k, v in terms.items()}
-        out["g_loss"] = loss.detach()
-        out["top_class_frac"] = top_class_fraction(t32.detach())
-        return out, x.detach(), t_logits.detach()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Method
+from .base import Method, register_method
 from .distill_config import DistillConfig
 
 
@@ -33,8 +33,8 @@ class DAFLConfig(DistillConfig):
     kd_temperature: float = 1.0
 
 
+@register_method("dafl")
 class DAFL(Method):
-    name = "dafl"
     Config = DAFLConfig
     paper = "Chen et al., Data-Free Learning of Student Networks, ICCV 2019"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Method
+from .base import Method, register_method
 from .distill_config import DistillConfig
 
 
@@ -29,8 +29,8 @@ class DFADConfig(DistillConfig):
     student_loss: str = "l1"
 
 
+@register_method("dfad")
 class DFAD(Method):
-    name = "dfad"
     Config = DFADConfig
     paper = "Fang et al., Data-Free Adversarial Distillation, arXiv:1912.11006"
 

@@ -2,7 +2,8 @@
 reuse. Defaults are overridden per method (each with its source) and per benchmark suite."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import DfkdError
 
@@ -27,7 +28,8 @@ class DistillConfig:
     batch_size: int = 256  # novel synthetic samples per step
     student_steps: int = 5  # student updates per iteration
     generator_steps: int = 1  # generator updates per iteration
-    generator: str = "dcgan"
+    generator: str = "dcgan"  # a registered generator (dfkd list generators)
+    generator_options: dict[str, Any] = field(default_factory=dict)  # the generator's own settings
     latent_dim: int = 100
     generator_width: int = 64  # DAFL/PRE-DFKD: 64 (conv widths 128 and 64)
     lr_generator: float = 1e-3
@@ -43,7 +45,7 @@ class DistillConfig:
     w_info_entropy: float = 0.0
     w_activation: float = 0.0
     w_adversarial: float = 0.0
-    w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.priors.bn_statistics); needs a BN teacher
+    w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.terms.bn_statistics); needs a BN teacher
     adversarial_loss: str = "l1"  # l1 (DFAD) | js (PRE-DFKD, bounded Jensen-Shannon)
     # EMA generator (MAD, Do et al. NeurIPS 2022): a slowly moving copy of the generator supplies this
     # fraction of every student batch, so the student keeps seeing what the generator produced lately

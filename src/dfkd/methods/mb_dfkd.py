@@ -17,6 +17,8 @@ import torch
 
 from ..replay.memory_bank import MemoryBank
 from .distill_config import require_positive
+from ..parts import Part
+from .base import register_method
 from .replay import ReplayConfig, ReplayMethod
 
 
@@ -31,25 +33,21 @@ class MBDFKDConfig(ReplayConfig):
         require_positive(self, "memory_batches", "memory_batch_size", "push_every")
 
 
+@register_method("mb-dfkd")
 class MBDFKD(ReplayMethod):
-    name = "mb-dfkd"
     Config = MBDFKDConfig
     paper = "Binici et al., Preventing Catastrophic Forgetting ... via Synthetic Data, WACV 2022"
 
     def __init__(self, teacher, student, info, cfg: MBDFKDConfig, dist=None) -> None:
         super().__init__(teacher, student, info, cfg, dist)
         self.bank = MemoryBank(cfg.memory_batches * cfg.memory_batch_size, info.input_shape)
-
-    def modules(self):
-        return {**super().modules(), "bank": self.bank}
-
-    def replay_memory_bytes(self) -> int:
-        return self.bank.nbytes()
+        # each rank stores and replays its own samples under torchrun
+        self.add_part(Part("bank", self.bank, per_rank=True, replay=True))
 
     def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
         return self.bank.sample(n)
 
-    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         return self.bank.sample(n, generator).float()
 
     def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:

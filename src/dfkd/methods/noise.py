@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Method
+from .base import Method, register_method
 from .distill_config import DistillConfig
 
 
@@ -19,15 +19,11 @@ class NoiseConfig(DistillConfig):
     student_steps: int = 5  # same student budget per iteration as DFAD
 
 
+@register_method("noise")
 class NoiseBaseline(Method):
-    name = "noise"
     Config = NoiseConfig
     paper = "random-input baseline of Fang et al., arXiv:1912.11006"
-    has_generator = False
-
-    @torch.no_grad()
-    def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, *self.info.input_shape, generator=generator).contiguous(memory_format=self.memory_format)
+    synthesizer = "noise"
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)

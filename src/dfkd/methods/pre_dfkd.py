@@ -30,6 +30,8 @@ from .. import losses
 from ..errors import DfkdError
 from ..models.train_modes import eval_mode
 from ..replay.vae import ReplayVAE, vae_loss
+from ..parts import Part
+from .base import register_method
 from .distill_config import require_non_negative, require_positive
 from .replay import ReplayConfig, ReplayMethod
 
@@ -57,10 +59,9 @@ class PREDFKDConfig(ReplayConfig):
                              "w_vae_kl", "lr_nudge")
 
 
+@register_method("pre-dfkd")
 class PREDFKD(ReplayMethod):
-    name = "pre-dfkd"
     Config = PREDFKDConfig
-    lr_keys = {**ReplayMethod.lr_keys, "vae": "lr_vae"}
     paper = "Binici et al., Robust and Resource-Efficient DFKD by Generative Pseudo Replay, AAAI 2022"
 
     def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None) -> None:
@@ -68,20 +69,8 @@ class PREDFKD(ReplayMethod):
         self.vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(
             memory_format=self.memory_format).train()
         self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
+        self.add_part(Part("vae", self.vae, self.opt_vae, "lr_vae", replay=True, log_prefix="vae_"))
         self.vae_train = self.wrap(self.vae)
-
-    def modules(self):
-        return {**super().modules(), "vae": self.vae}
-
-    def optimizers(self):
-        return {**super().optimizers(), "vae": self.opt_vae}
-
-    def replay_memory_bytes(self) -> int:
-        return self.vae.nbytes()
-
-    def replay_optimizer_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for s in self.opt_vae.state.values() for t in s.values()
-                   if torch.is_tensor(t))
 
     def _latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), optionally nudged toward confident, class-balanced teacher outputs (module docstring)."""
@@ -106,7 +95,7 @@ class PREDFKD(ReplayMethod):
     def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
         return self._decode(self._latents(n))
 
-    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """n replay samples as the student sees them (fp32), for plots and progress signals."""
         return self._decode(self._latents(n, generator)).float()
 

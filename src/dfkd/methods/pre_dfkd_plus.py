@@ -28,7 +28,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..data.augment import default_augmentation
-from ..priors.bn_statistics import batchnorm_layers
+from ..terms import batchnorm_layers
+from .base import register_method
 from .distill_config import require_non_negative
 from .pre_dfkd import PREDFKD, PREDFKDConfig
 
@@ -43,16 +44,19 @@ class PREDFKDPlusConfig(PREDFKDConfig):
         require_non_negative(self, "w_bn_auto")
 
 
+@register_method("pre-dfkd+")
 class PREDFKDPlus(PREDFKD):
-    name = "pre-dfkd+"
     Config = PREDFKDPlusConfig
     paper = ("PRE-DFKD (Binici et al., AAAI 2022) + BatchNorm-statistics prior (Yin et al., CVPR 2020) + "
              "augmented student batches (Fang et al., IJCAI 2021)")
 
-    def __init__(self, teacher, student, info, cfg: PREDFKDPlusConfig, dist=None) -> None:
+    @classmethod
+    def configure(cls, cfg: PREDFKDPlusConfig, teacher, info) -> PREDFKDPlusConfig:
+        """The BN prior when the teacher has BatchNorm, the data set's augmentation when none is set (idempotent:
+        the loop saves the result as the run's config)."""
         if cfg.w_bn == 0 and cfg.w_bn_auto > 0 and batchnorm_layers(teacher):
             cfg = dataclasses.replace(cfg, w_bn=cfg.w_bn_auto)
         if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
             aug = default_augmentation(info.name)
             cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip)
-        super().__init__(teacher, student, info, cfg, dist)
+        return cfg

@@ -1,35 +1,77 @@
-"""Generators that synthesise images in the teacher's normalised input space.
+"""Generators that synthesise images in the teacher's normalised input space, and their registry.
 
-``dcgan``: the DAFL generator (Chen et al., ICCV 2019), also PRE-DFKD's novel generator G and the shape of
-its VAE decoder:
+A generator is a ``Generator``: an ``nn.Module`` mapping latents (B, latent_dim) to images (B, C, H, W) in
+the teacher's normalised space, with ``sample_latent(n, generator=None)`` drawing the latents it expects.
+Builders register beside their definition with ``@register_generator("name")`` and are called as
+
+    builder(latent_dim=..., out_shape=(C, H, W), width=..., info=DatasetInfo, **options)
+
+where ``options`` are the architecture's own settings (config key ``generator_options``); an unknown
+option is an error naming the generator.
+
+``dcgan``: the DAFL generator (Chen et al., ICCV 2019), also PRE-DFKD's novel generator G, CMI's and
+Fast-DFKD's generator, and the shape of PRE-DFKD's VAE decoder:
 
     z (B, latent) -> Linear -> (B, 2w, H/4, W/4) -> BN -> up x2 -> conv3x3 2w->2w -> BN -> LeakyReLU(0.2)
-      -> up x2 -> conv3x3 2w->w -> BN -> LeakyReLU(0.2) -> conv3x3 w->C -> tanh -> BN(affine=False)
+      -> up x2 -> conv3x3 2w->w -> BN -> LeakyReLU(0.2) -> conv3x3 w->C -> output
 
-with w = 64 in DAFL/PRE-DFKD (128 and 64 channels). The final affine-free BatchNorm standardises each
-channel of the batch, which lands samples in the range of normalised real images whatever the
-data set's mean/std. H and W must be divisible by 4.
+with w = 64 in DAFL/PRE-DFKD/CMI (128 and 64 channels). H and W must be divisible by 4. Outputs:
+- ``tanh_bn`` (DAFL, PRE-DFKD): tanh, then an affine-free BatchNorm that standardises each channel of the
+  batch (samples land in the range of normalised real images, but are not held inside it);
+- ``sigmoid`` (CMI, Fast-DFKD, NAYER): sigmoid gives pixels in [0, 1], then the data set's normaliser
+  ``(p - mean) / std``: every sample is a valid image;
+- ``linear``: the raw conv output, for a decoder that must reproduce another generator's samples.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..data.info import DatasetInfo
+from ..errors import DfkdError
 from ..registry import Registry
 
-GENERATORS: Registry[nn.Module] = Registry("generator")
+GENERATORS: Registry[Callable[..., nn.Module]] = Registry("generator")
+register_generator = GENERATORS.register
+
+OUTPUTS = ("tanh_bn", "sigmoid", "linear")
 
 
-class DCGANGenerator(nn.Module):
+class Generator(nn.Module):
+    """Interface of every generator: ``forward(z)`` -> images and ``sample_latent`` -> z."""
+
+    latent_dim: int
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latents z ~ N(0, I) of shape (n, latent_dim), from ``generator`` or the global RNG."""
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, the data set's normaliser (buffers: they follow the module's device)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+class DCGANGenerator(Generator):
     def __init__(self, latent_dim: int = 100, out_shape: tuple[int, int, int] = (1, 32, 32), width: int = 64,
-                 output: str = "tanh_bn") -> None:
+                 output: str = "tanh_bn", mean: tuple[float, ...] | None = None,
+                 std: tuple[float, ...] | None = None) -> None:
         super().__init__()
         c, h, w = out_shape
         if h % 4 or w % 4:
             raise ValueError(f"generator output H and W must be divisible by 4, got {h}x{w}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.latent_dim, self.out_shape = latent_dim, tuple(out_shape)
         self.init_hw = (h // 4, w // 4)
         self.project = nn.Linear(latent_dim, 2 * width * self.init_hw[0] * self.init_hw[1])
@@ -39,10 +81,12 @@ class DCGANGenerator(nn.Module):
         self.block2 = nn.Sequential(nn.Conv2d(2 * width, width, 3, 1, 1), nn.BatchNorm2d(width),
                                     nn.LeakyReLU(0.2, inplace=True))
         self.to_image = nn.Conv2d(width, c, 3, 1, 1)
-        if output not in ("tanh_bn", "linear"):
-            raise ValueError(f"output must be 'tanh_bn' or 'linear', got {output!r}")
-        # "linear": the raw conv output, for a decoder that must reproduce another generator's samples.
-        self.out_act = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(c, affine=False)) if output == "tanh_bn" else nn.Identity()
+        if output == "tanh_bn":
+            self.out_act = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(c, affine=False))
+        elif output == "sigmoid":
+            self.out_act = nn.Sequential(nn.Sigmoid(), Normalize(mean or (0.0,) * c, std or (1.0,) * c))
+        else:
+            self.out_act = nn.Identity()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z).view(z.shape[0], -1, *self.init_hw)  # (B, 2w, H/4, W/4)
@@ -51,14 +95,26 @@ class DCGANGenerator(nn.Module):
         x = self.block2(x)  # (B, w, H, W)
         return self.out_act(self.to_image(x))  # (B, C, H, W)
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator)
+
+@register_generator("dcgan")
+def dcgan(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
+          output: str = "tanh_bn") -> Generator:
+    """The DAFL/CMI generator; option ``output``: tanh_bn (default) | sigmoid | linear (module docstring)."""
+    mean, std = (info.mean, info.std) if info is not None else (None, None)
+    return DCGANGenerator(latent_dim, out_shape, width, output, mean, std)
 
 
-@GENERATORS.register("dcgan")
-def dcgan(**kw: Any) -> nn.Module:
-    return DCGANGenerator(**kw)
+def create_generator(name: str, *, latent_dim: int, out_shape: tuple[int, int, int], width: int = 64,
+                     info: DatasetInfo | None = None, **options: Any) -> Generator:
+    builder = GENERATORS.get(name)
+    try:
+        gen = builder(latent_dim=latent_dim, out_shape=tuple(out_shape), width=width, info=info, **options)
+    except (TypeError, ValueError) as exc:
+        raise DfkdError(f"cannot build generator '{name}' with options {options}: {exc}") from None
+    if not isinstance(gen, nn.Module) or not hasattr(gen, "sample_latent"):
+        raise DfkdError(f"generator '{name}' must build a Generator (an nn.Module with sample_latent)")
+    return gen
 
 
-def create_generator(name: str, **kw: Any) -> nn.Module:
-    return GENERATORS.create(name, **kw)
+def list_generators() -> list[str]:
+    return GENERATORS.names()

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import DfkdError
+from .base import Passes, Term, register_term
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -85,4 +86,24 @@ class BNStatistics(nn.Module):
         self.remove()
 
 
-__all__ = ["BNStatistics", "batchnorm_layers"]
+@register_term("bn_statistics")
+class BNStatisticsTerm(Term):
+    """DeepInversion's BatchNorm-statistics prior ``L_bn`` (module docstring) as an objective term."""
+
+    log_name = "bn"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.prior = BNStatistics(ctx.teacher)
+
+    def recording(self):
+        return self.prior.recording()
+
+    def forward(self, p: Passes) -> torch.Tensor:
+        return self.prior.loss()
+
+    def close(self) -> None:
+        self.prior.remove()
+
+
+__all__ = ["BNStatistics", "BNStatisticsTerm", "batchnorm_layers"]

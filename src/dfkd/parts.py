@@ -1,0 +1,64 @@
+"""A method's parts, declared once: what it trains or keeps, and how the generic code must treat each.
+
+Every method (and every synthesizer or objective term it uses) lists its parts as ``Part`` rows. The loop,
+checkpointing, rollback, the rank-consistency check, ``replay_memory_bytes`` and the learning-rate setting
+read this table; none of them names a part of a particular method.
+
+    Part("vae", vae, optimizer=opt_vae, lr_key="lr_vae", replay=True, log_prefix="vae_")
+
+``PartContext`` is what a part needs to build itself from the method it belongs to: the frozen teacher,
+the student, the data set's description, the method's config, and the method's precision and DDP wrapping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager
+
+import torch
+from torch import nn
+
+from .data.info import DatasetInfo
+
+
+@dataclass
+class Part:
+    name: str  # key in checkpoints and in the lr scales; the owner of a rollback
+    module: nn.Module  # its state_dict() is the part's state
+    optimizer: torch.optim.Optimizer | None = None
+    lr_key: str | None = None  # the config key of the optimizer's base learning rate
+    scheduled: bool = False  # the student schedule (``schedule: cosine``) applies to its learning rate
+    per_rank: bool = False  # under torchrun its state differs between ranks (a store of samples): not rank-checked
+    replay: bool = False  # kept across iterations for replay: counted in ``replay_memory_bytes``
+    log_prefix: str | None = None  # logged scalars with this prefix are its losses (non-finite: its lr is lowered)
+
+    def __post_init__(self) -> None:
+        if self.optimizer is not None and self.lr_key is None:
+            raise ValueError(f"part '{self.name}' has an optimizer but no lr_key")
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Bytes of a module's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer | None) -> int:
+    """Bytes of an optimizer's per-parameter state (Adam moments, momentum buffers)."""
+    if optimizer is None:
+        return 0
+    return sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+
+
+@dataclass
+class PartContext:
+    """What synthesizers and objective terms are built from (one per method instance)."""
+
+    teacher: nn.Module  # frozen, eval mode
+    student: nn.Module
+    info: DatasetInfo
+    cfg: Any  # the method's config (a ``DistillConfig`` subclass)
+    memory_format: torch.memory_format
+    precision: Callable[[], ContextManager]  # the forward passes' autocast context
+    wrap: Callable[[nn.Module], nn.Module]  # DDP wrapper for passes that train a part (identity in one process)
+
+
+__all__ = ["Part", "PartContext", "module_bytes", "optimizer_state_bytes"]

@@ -1,0 +1,87 @@
+"""The generator synthesizer: a generator network trained on the method's objective, one Adam step per
+``step()`` (DAFL, DFAD, MB-DFKD, PRE-DFKD):
+
+    x = G(z), z ~ N(0, I);   G <- Adam step on  L_G = sum_i w_i term_i(T(x), S(x), ...)
+
+The generator comes from the generator registry (``cfg.generator``, ``generator_width``, ``latent_dim``,
+``generator_options``); Adam with ``lr_generator`` and betas (``generator_beta1``, 0.999).
+
+Optional EMA copy (MAD, Do et al. NeurIPS 2022; ``ema_generator`` > 0): a slowly moving copy of the
+generator, ``ema <- m * ema + (1 - m) * G`` after every step (BatchNorm buffers copied), supplies the last
+``round(n * ema_fraction)`` samples of every ``sample(n)``.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..errors import DfkdError
+from ..models.generator import create_generator
+from ..models.train_modes import freeze
+from ..parts import Part, PartContext
+from ..terms import Objective
+from .base import Synthesizer, register_synthesizer, top_class_fraction
+
+
+@register_synthesizer("generator")
+class GeneratorSynthesizer(Synthesizer):
+    """A generator network trained one Adam step per ``step()`` on the method's objective (optional EMA copy)."""
+
+    def __init__(self, ctx: PartContext, objective: Objective) -> None:
+        super().__init__(ctx, objective)
+        c = ctx.cfg
+        self.generator = create_generator(c.generator, latent_dim=c.latent_dim, out_shape=ctx.info.input_shape,
+                                          width=c.generator_width, info=ctx.info, **c.generator_options)
+        self.generator = self.generator.to(memory_format=ctx.memory_format).train()
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=c.lr_generator,
+                                          betas=(c.generator_beta1, 0.999), foreach=True)
+        self.generator_train = ctx.wrap(self.generator)  # DDP under torchrun: gradients averaged over ranks
+        self.ema = freeze(copy.deepcopy(self.generator)).train() if c.ema_generator > 0 else None  # batch stats
+
+    def parts(self) -> list[Part]:
+        parts = [Part("generator", self.generator, self.optimizer, "lr_generator", log_prefix="g_")]
+        if self.ema is not None:
+            parts.append(Part("generator_ema", self.ema))
+        return parts
+
+    def step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """One generator update. Returns (logged terms, the batch it generated (detached), the teacher's logits on
+        it (detached)), so a method may reuse the batch for a student step without another teacher pass."""
+        if not self.objective:
+            raise DfkdError("this method trains a generator but every generator loss weight is 0")
+        with self.ctx.precision():
+            x = self.generator_train(self.generator.sample_latent(self.ctx.cfg.batch_size))  # (B, C, H, W)
+            p = self.objective.passes(x)
+        loss, terms = self.objective(p)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.ema is not None:
+            self._update_ema()
+        out = {k: v.detach() for k, v in terms.items()}
+        out["g_loss"] = loss.detach()
+        out["top_class_frac"] = top_class_fraction(p.t32.detach())
+        return out, x.detach(), p.t_logits.detach()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A detached batch (generator in train mode: its BatchNorms standardise each batch)."""
+        z = self.generator.sample_latent(n, generator)  # (n, latent)
+        with self.ctx.precision():
+            if self.ema is None:
+                return self.generator(z)
+            n_ema = int(round(n * self.ctx.cfg.ema_fraction))
+            parts = [g(zs) for g, zs in ((self.generator, z[: n - n_ema]), (self.ema, z[n - n_ema:])) if zs.shape[0] > 0]
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        m = self.ctx.cfg.ema_generator
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.generator.parameters()), 1.0 - m)
+        for b_ema, b in zip(self.ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+
+    def close(self) -> None:
+        if isinstance(self.generator_train, torch.nn.parallel.DistributedDataParallel):
+            self.generator_train = self.generator_train.module

@@ -1,0 +1,165 @@
+"""Objective terms: the generator's (or the synthetic pixels') loss, as a weighted list of small parts.
+
+A term is a registered ``nn.Module`` (registration beside its definition, ``@register_term("name")``). It
+declares which passes it needs (``needs``: the teacher's penultimate ``"features"``, a ``"student"`` pass in
+eval mode), may record something during the teacher's pass (``recording()``: forward hooks, e.g. BN
+statistics), and computes its value from the ``Passes`` of one synthesis step. A term with state it trains
+or keeps (CMI's projection head and feature memory) lists it in ``parts()``.
+
+A method's objective is a list of (term name, weight) read from its config; terms of weight 0 are not built
+and their passes are not run:
+
+    L = sum_i w_i * term_i(passes)          (logged per term as ``g_<log_name>``)
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import DfkdError
+from ..models import logits_and_features
+from ..models.train_modes import eval_mode, frozen_params
+from ..parts import Part, PartContext
+from ..registry import Registry
+
+TERMS: Registry[type["Term"]] = Registry("objective term")
+register_term = TERMS.register
+
+
+@dataclass(eq=False)
+class Passes:
+    """What one synthesis step computed on a batch (tensors in the precision they were computed in).
+
+    The fp32 views (``t32``, ``f32``, ``s32``) are made once, on first use, and shared by every term, so that
+    gradients from several terms meet in fp32 before flowing back through one cast.
+    """
+
+    x: torch.Tensor  # (B, C, H, W) the batch the teacher saw
+    t_logits: torch.Tensor  # (B, K)
+    t_features: torch.Tensor | None = None  # (B, F) the teacher's penultimate features
+    s_logits: torch.Tensor | None = None  # (B, K) the student's logits (eval mode, no parameter gradients)
+    targets: torch.Tensor | None = None  # (B,) target classes, for syntheses that choose them
+    source: torch.Tensor | None = None  # the batch before any view was taken of it (e.g. before jitter/crop)
+    _cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def _fp32(self, key: str, t: torch.Tensor | None) -> torch.Tensor:
+        if t is None:
+            raise RuntimeError(f"this objective did not compute '{key}' (a term forgot to declare it in needs)")
+        if key not in self._cache:
+            self._cache[key] = t.float()
+        return self._cache[key]
+
+    @property
+    def t32(self) -> torch.Tensor:
+        return self._fp32("teacher logits", self.t_logits)
+
+    @property
+    def f32(self) -> torch.Tensor:
+        return self._fp32("features", self.t_features)
+
+    @property
+    def s32(self) -> torch.Tensor:
+        return self._fp32("student", self.s_logits)
+
+
+class Term(nn.Module):
+    """Base class of objective terms (module docstring). Subclasses set ``log_name`` and implement ``forward``."""
+
+    log_name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()  # "features", "student", "targets"
+
+    def __init__(self, ctx: PartContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def recording(self) -> contextlib.AbstractContextManager:
+        """Around the teacher's pass on the batch (hooks that collect what ``forward`` needs)."""
+        return contextlib.nullcontext()
+
+    def forward(self, p: Passes) -> torch.Tensor:
+        raise NotImplementedError
+
+    def parts(self) -> list[Part]:
+        return []
+
+    def close(self) -> None:
+        """Remove what the term attached (hooks on the teacher)."""
+
+
+class Objective(nn.Module):
+    """``L = sum_i w_i term_i``: the terms of positive weight, in the order the method lists them."""
+
+    def __init__(self, entries: list[tuple[str, float]], ctx: PartContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.weights: list[float] = []
+        terms = []
+        for name, weight in entries:
+            if weight > 0:
+                terms.append(TERMS.get(name)(ctx))
+                self.weights.append(float(weight))
+        self.terms = nn.ModuleList(terms)
+        self.needs = frozenset().union(*(t.needs for t in terms)) if terms else frozenset()
+
+    def __bool__(self) -> bool:
+        return len(self.terms) > 0
+
+    def term(self, log_name: str) -> Term | None:
+        return next((t for t in self.terms if t.log_name == log_name), None)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for t in self.terms:
+                stack.enter_context(t.recording())
+            yield
+
+    def passes(self, x: torch.Tensor, targets: torch.Tensor | None = None,
+               source: torch.Tensor | None = None) -> Passes:
+        """The teacher's (and, when a term needs it, the student's) pass on ``x``, in the caller's precision."""
+        teacher, student = self.ctx.teacher, self.ctx.student
+        with self.recording():
+            if "features" in self.needs:
+                t_logits, t_feats = logits_and_features(teacher, x)
+            else:
+                t_logits, t_feats = teacher(x), None
+        s_logits = None
+        if "student" in self.needs:
+            with eval_mode(student), frozen_params(student):
+                s_logits = student(x)
+        if "targets" in self.needs and targets is None:
+            raise DfkdError("an objective term needs target classes, which this synthesizer does not choose")
+        return Passes(x=x, t_logits=t_logits, t_features=t_feats, s_logits=s_logits, targets=targets, source=source)
+
+    def forward(self, p: Passes) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted sum, {g_<log_name>: value}); computed outside autocast, in fp32."""
+        values = {f"g_{t.log_name}": t(p) for t in self.terms}
+        loss = sum(w * v for w, v in zip(self.weights, values.values()))
+        return loss, values
+
+    def parts(self) -> list[Part]:
+        return [part for t in self.terms for part in t.parts()]
+
+    def close(self) -> None:
+        for t in self.terms:
+            t.close()
+
+
+def build_objective(entries: list[tuple[str, float]], ctx: PartContext) -> Objective:
+    return Objective(entries, ctx)
+
+
+def term_settings(cfg: Any, *keys: str) -> list[Any]:
+    """A term's own settings from the method's config, with an error naming what is missing."""
+    missing = [k for k in keys if not hasattr(cfg, k)]
+    if missing:
+        raise DfkdError(f"this objective term needs config keys {', '.join(missing)}, which "
+                        f"{type(cfg).__name__} does not have")
+    return [getattr(cfg, k) for k in keys]
+
+
+__all__ = ["TERMS", "register_term", "Term", "Passes", "Objective", "build_objective", "term_settings"]
