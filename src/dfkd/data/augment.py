@@ -3,6 +3,7 @@ horizontal flip (uint8 (B, C, H, W) batches before normalisation, or synthetic b
 synthetic batches."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,3 +60,28 @@ def mix_batch(x: torch.Tensor, fraction: float) -> torch.Tensor:
     lam = torch.rand(k, *([1] * (x.dim() - 1)))
     mixed = (lam * x[:k].float() + (1 - lam) * x[partner].float()).to(x.dtype)
     return torch.cat([mixed, x[k:]])
+
+
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.25, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip: bool = True,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per sample: a random box of ``scale`` x the area and aspect ``ratio`` (log-uniform), resized back to the
+    input size with bilinear sampling, then a horizontal flip with p = 0.5 (torchvision/kornia's
+    RandomResizedCrop + RandomHorizontalFlip: CMI's local view). Differentiable with respect to ``x``."""
+    b, _, h, w = x.shape
+    area = torch.empty(b).uniform_(*scale, generator=generator)
+    log_r = torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = torch.exp(log_r)
+    sw = torch.sqrt(area * aspect).clamp(max=1.0)  # box width and height as fractions of the image
+    sh = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (torch.rand(b, generator=generator) * 2 - 1) * (1 - sw)  # box centre in [-1, 1] coordinates
+    cy = (torch.rand(b, generator=generator) * 2 - 1) * (1 - sh)
+    if hflip:
+        sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    else:
+        sign = torch.ones(b)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = sw * sign, cx
+    theta[:, 1, 1], theta[:, 1, 2] = sh, cy
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -55,8 +55,10 @@ class GeneratorSynthesizer(Synthesizer):
             p = self.objective.passes(x)
         loss, terms = self.objective(p)
         self.optimizer.zero_grad(set_to_none=True)
+        self.objective.zero_grad()
         loss.backward()
         self.optimizer.step()
+        self.objective.step()
         if self.ema is not None:
             self._update_ema()
         out = {k: v.detach() for k, v in terms.items()}

@@ -1,6 +1,6 @@
 """Objective terms, one registry (``TERMS``); each term registers itself in its own file."""
 from .base import TERMS, Objective, Passes, Term, build_objective, register_term, term_settings
-from . import adversarial, bn_statistics, teacher_priors  # noqa: F401  (registration)
+from . import adversarial, bn_statistics, contrastive, image_priors, teacher_priors  # noqa: F401  (registration)
 from .bn_statistics import BNStatistics, batchnorm_layers
 
 

@@ -86,6 +86,12 @@ class Term(nn.Module):
     def parts(self) -> list[Part]:
         return []
 
+    def zero_grad(self) -> None:
+        """Clear the gradients of what the term trains itself (a projection head)."""
+
+    def step(self) -> None:
+        """Step what the term trains itself, after the synthesis step's backward."""
+
     def close(self) -> None:
         """Remove what the term attached (hooks on the teacher)."""
 
@@ -143,6 +149,14 @@ class Objective(nn.Module):
 
     def parts(self) -> list[Part]:
         return [part for t in self.terms for part in t.parts()]
+
+    def zero_grad(self) -> None:
+        for t in self.terms:
+            t.zero_grad()
+
+    def step(self) -> None:
+        for t in self.terms:
+            t.step()
 
     def close(self) -> None:
         for t in self.terms:

@@ -2,6 +2,7 @@
 synthetic samples should look, to the teacher, like its training data did.
 
     one_hot:      mean_b CE(t_b, argmax_k t_bk)                      confident predictions
+    class_ce:     mean_b CE(t_b, y_b), y chosen by the synthesizer       (DeepInversion, CMI: random targets)
     info_entropy: sum_k pbar_k log10 pbar_k,  pbar = mean_b softmax(t_b)   classes balanced over the batch
     activation:   -mean |f_b|,  f the teacher's penultimate features       strong feature activations
 """
@@ -42,3 +43,15 @@ class Activation(Term):
 
     def forward(self, p: Passes) -> torch.Tensor:
         return losses.activation(p.f32)
+
+
+@register_term("class_ce")
+class ClassCE(Term):
+    """Cross-entropy toward the class each sample is synthesised for: ``CE(T(x), y)``, y chosen by the synthesizer
+    (DeepInversion's and CMI's ``oh`` term: uniform random targets, sorted; DataFree weight 1)."""
+
+    log_name = "class_ce"
+    needs = frozenset({"targets"})
+
+    def forward(self, p: Passes) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(p.t32, p.targets)
