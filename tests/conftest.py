@@ -47,3 +47,36 @@ def digits_teacher(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout
     return out
+
+
+# Tiny settings for the methods that synthesise in rounds into a pool (ADI, CMI): a round of 2 steps instead
+# of hundreds, and a small pool and contrastive memory.
+TINY_ROUNDS = {"pool_size": 64, "contrastive_negatives": 16, "contrastive_bank_size": 64}
+
+
+def tiny_method_config(name: str, base: dict) -> dict:
+    """``base`` restricted to the keys method ``name`` has, plus tiny synthesis rounds where it has them."""
+    from dfkd.methods import get_method
+
+    cls = get_method(name).Config
+    fields = cls.__dataclass_fields__
+    cfg = {k: v for k, v in base.items() if k in fields}
+    if cls().generator_steps > 1 and "generator_steps" not in base:
+        cfg["generator_steps"] = 2
+    cfg.update({k: v for k, v in TINY_ROUNDS.items() if k in fields})
+    return cfg
+
+
+def needs_bn_teacher(name: str) -> bool:
+    """Methods whose default objective matches BatchNorm statistics need a teacher with BatchNorm layers."""
+    from dfkd.methods import get_method
+
+    return get_method(name).Config().w_bn > 0
+
+
+def tiny_teacher(name: str, in_channels: int = 1, num_classes: int = 10):
+    """A tiny random teacher that method ``name`` can distil (with BatchNorm where it needs it)."""
+    from dfkd import create_model
+
+    kw = {"num_classes": num_classes, "in_channels": in_channels, "input_size": 32}
+    return create_model("cnn-bn", width=4, **kw) if needs_bn_teacher(name) else create_model("lenet5-half", **kw)

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import assert_clear_error, run_cli
+from conftest import assert_clear_error, run_cli, tiny_method_config, tiny_teacher
 from dfkd import DfkdError, create_model
 from dfkd.data import dataset_info
 from dfkd.engine import distill
@@ -118,13 +118,13 @@ def test_every_method_resumes_exactly_after_a_crash(name, monkeypatch, tmp_path)
            "eval_every": 2, "log_every": 1, "checkpoint_every": 3, "bf16": False, "channels_last": False,
            "vae_width": 4, "vae_latent_dim": 8, "vae_updates": 2, "memory_batches": 2, "memory_batch_size": 4,
            "push_every": 1}
-    cfg = {k: v for k, v in cfg.items() if k in METHODS.get(name).Config.__dataclass_fields__}
+    cfg = tiny_method_config(name, cfg)
     data = (torch.randint(0, 256, (40, 1, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (40,)))
 
     def nets():
         torch.manual_seed(1)
         kw = {"num_classes": 10, "in_channels": 1, "input_size": 32}
-        return create_model("lenet5-half", **kw), create_model("lenet5-half", **kw)
+        return tiny_teacher(name), create_model("lenet5-half", **kw)
 
     teacher, student = nets()
     ref = distill(teacher, student, name, cfg, info=INFO, eval_data=data, out_dir=tmp_path / "ref", progress=False)

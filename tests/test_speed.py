@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import needs_bn_teacher, run_cli, tiny_method_config
 from dfkd import create_model
 from dfkd.data import dataset_info
 from dfkd.engine.loop import resolve_config
@@ -26,11 +26,13 @@ def test_one_iteration_fast_and_fp32_give_the_same_losses(name):
     info = dataset_info("fashion-mnist")
     kw = {"num_classes": 10, "in_channels": 1, "input_size": 32}
     torch.manual_seed(0)
-    teacher, student = create_model("lenet5", **kw), create_model("lenet5-half", **kw)
+    teacher = create_model("cnn-bn" if needs_bn_teacher(name) else "lenet5", **kw)
+    student = create_model("lenet5-half", **kw)
     out = {}
     for fast in (False, True):
-        cfg = resolve_config(get_method(name), {"batch_size": 128, "student_steps": 3, "generator_width": 16,
-                                                "bf16": fast, "channels_last": fast, "lr_generator": 1e-3})
+        cfg = resolve_config(get_method(name), tiny_method_config(name, {
+            "batch_size": 128, "student_steps": 3, "generator_width": 16, "bf16": fast, "channels_last": fast,
+            "lr_generator": 1e-3}))
         torch.manual_seed(1)
         m = get_method(name)(copy.deepcopy(teacher), copy.deepcopy(student), info, cfg)
         torch.manual_seed(2)
