@@ -313,3 +313,20 @@ def test_parts_table_drives_state_learning_rates_and_replay_bytes(name):
     assert bool(replay) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd", "adi", "cmi"))
     assert set(m.state_dict()["modules"]) == set(m.parts)
     m.close()
+
+
+def test_pre_dfkd_vae_update_reuses_the_student_steps_teacher_labels():
+    """Per PRE-DFKD iteration the teacher's forward sees, per student step, the replay latents' nudge (R) and the
+    student batch (B + R); per VAE update the self-replay nudge (S), the self-replayed samples (S) and the
+    reconstructions (N + S). Never the novel samples a second time. (The generator step's pass goes through
+    the teacher's feature and head entry points, which this hook does not see.)"""
+    teacher, student = nets()
+    cls = get_method("pre-dfkd")
+    m = cls(teacher, student, INFO, resolve_config(cls, tiny_config("pre-dfkd")))
+    m.iteration(0)
+    seen = []
+    hook = teacher.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].shape[0]))
+    m.iteration(1)
+    hook.remove()
+    b, r, s, n, steps, updates = 16, 2, 2, 8, 2, 2
+    assert sum(seen) == steps * (r + b + r) + updates * (s + s + n + s)

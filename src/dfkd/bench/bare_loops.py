@@ -51,8 +51,9 @@ def _set_cosine_lr(opt, cfg, it: int) -> None:
         group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
 
 
-def _student_l1_step(x, teacher, student, opt, bf16: bool) -> None:
-    """One student update: L1 between student and teacher logits on detached samples x."""
+def _student_l1_step(x, teacher, student, opt, bf16: bool) -> torch.Tensor:
+    """One student update: L1 between student and teacher logits on detached samples x; returns the teacher's
+    logits."""
     if not bf16:
         x = x.float()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -63,6 +64,7 @@ def _student_l1_step(x, teacher, student, opt, bf16: bool) -> None:
     opt.zero_grad()
     loss.backward()
     opt.step()
+    return t
 
 
 @contextlib.contextmanager
@@ -167,14 +169,15 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
             with torch.no_grad(), ac():
                 x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
             x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
-            _student_l1_step(x, teacher, student, opt_s, bf16_s)
+            t_all = _student_l1_step(x, teacher, student, opt_s, bf16_s)
             if step >= cfg.vae_updates:
                 continue
-            xv = x_new[:n_vae]
+            xv, t_x = x_new[:n_vae], t_all[:n_vae].float()  # the student step labelled the novel samples
             if n_self > 0 and not (it == 0 and step == 0):
-                xv = torch.cat([xv, decode(nudged_latents(n_self)).to(xv.dtype)])
-            with torch.no_grad(), ac():
-                t_x = teacher(xv)
+                x_self = decode(nudged_latents(n_self)).to(xv.dtype)
+                xv = torch.cat([xv, x_self])
+                with torch.no_grad(), ac():
+                    t_x = torch.cat([t_x, teacher(x_self).float()])
             with ac():
                 x_hat, mu, logvar = vae(xv)
                 t_hat = teacher(x_hat)

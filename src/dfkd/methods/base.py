@@ -222,6 +222,12 @@ class Method:
     def student_step(self, x: torch.Tensor, t_logits: torch.Tensor | None = None) -> torch.Tensor:
         """One student update on detached samples ``x`` (teacher logits computed here unless given; with
         ``augment_crop``/``augment_flip`` the batch is augmented first and the teacher labels what the student sees)."""
+        return self.labelled_student_step(x, t_logits)[0]
+
+    def labelled_student_step(self, x: torch.Tensor,
+                              t_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``student_step`` that also returns the teacher's logits on ``x`` itself (None when the student saw an
+        augmented batch instead), so a replay memory can reuse them without another teacher pass."""
         if not self.cfg.student_bf16:
             x = x.float()  # bf16 samples from the generator/VAE; the fp32 step needs fp32 inputs (format kept)
         if self.augmentation.active:
@@ -237,4 +243,5 @@ class Method:
         self.opt_student.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_student.step()
-        return loss.detach()
+        augmented = self.augmentation.active or self.cfg.augment_mixup > 0
+        return loss.detach(), (None if augmented else t_logits.detach())

@@ -50,7 +50,8 @@ class MBDFKD(ReplayMethod):
     def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         return self.bank.sample(n, generator).float()
 
-    def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:
+    def update_memory(self, x_novel: torch.Tensor, it: int, step: int,
+                      t_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if step == 0 and it % self.cfg.push_every == 0:
             self.bank.push(x_novel[: self.cfg.memory_batch_size].float())
         return {}

@@ -99,16 +99,24 @@ class PREDFKD(ReplayMethod):
         """n replay samples as the student sees them (fp32), for plots and progress signals."""
         return self._decode(self._latents(n, generator)).float()
 
-    def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:
+    def update_memory(self, x_novel: torch.Tensor, it: int, step: int,
+                      t_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         c = self.cfg
         if step >= c.vae_updates:
             return {}
-        x = x_novel[: max(1, int(c.batch_size * c.vae_novel_fraction))]
+        n_novel = max(1, int(c.batch_size * c.vae_novel_fraction))
+        x = x_novel[:n_novel]
         n_self = int(round(c.batch_size * c.vae_self_replay_ratio))
+        x_self = None
         if n_self > 0 and not (it == 0 and step == 0):  # self-replay once the VAE has learned anything
-            x = torch.cat([x, self._decode(self._latents(n_self)).to(x.dtype)])
+            x_self = self._decode(self._latents(n_self)).to(x.dtype)
+            x = torch.cat([x, x_self])
         with torch.no_grad(), self.precision():
-            t_x = self.teacher(x)
+            if t_novel is None:  # the student saw an augmented batch: label the novel samples here
+                t_x = self.teacher(x)
+            else:  # the student step labelled them already; only the self-replayed samples are new
+                parts = [t_novel[:n_novel].float()] + ([self.teacher(x_self).float()] if x_self is not None else [])
+                t_x = torch.cat(parts)
         with self.precision():
             x_hat, mu, logvar = self.vae_train(x)
             t_hat = self.teacher(x_hat)  # the teacher is frozen: gradients reach the VAE only

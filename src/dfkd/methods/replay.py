@@ -5,7 +5,8 @@ One iteration (defaults of the official PRE-DFKD code):
     generator_steps x  generator update  (DAFL priors + bounded adversarial JS, see ``losses``)
     student_steps   x  x_nov = G(z) (B samples, no grad); x_rep = replay_batch(round(B * replay_ratio))
                        student update on L1(S([x_nov; x_rep]), T([x_nov; x_rep]))
-                       update_memory(x_nov, it, step)       (VAE update / push into the bank)
+                       update_memory(x_nov, it, step, T(x_nov))   (VAE update / push into the bank; the
+                                                                  teacher's labels from the student step)
 """
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ class ReplayMethod(Method):
         """n detached replay samples in the teacher's input space (or None / empty when none yet)."""
         raise NotImplementedError
 
-    def update_memory(self, x_novel: torch.Tensor, it: int, step: int) -> dict[str, torch.Tensor]:
-        """Let the replay memory learn from (or store) this student step's novel batch."""
+    def update_memory(self, x_novel: torch.Tensor, it: int, step: int,
+                      t_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Let the replay memory learn from (or store) this student step's novel batch; ``t_novel``: the teacher's
+        logits on it from the student step (None when the student saw an augmented batch)."""
         raise NotImplementedError
 
     @property
@@ -70,8 +73,10 @@ class ReplayMethod(Method):
                 x_replay = self.replay_batch(self.n_replay, it)  # (B * replay_ratio, C, H, W)
                 if x_replay is not None and x_replay.shape[0] > 0:
                     x = torch.cat([x_novel, x_replay.to(x_novel.dtype)])
-            s_losses.append(self.student_step(x))
-            for k, v in self.update_memory(x_novel, it, step).items():
+            loss, t_logits = self.labelled_student_step(x)
+            s_losses.append(loss)
+            t_novel = t_logits[: x_novel.shape[0]] if t_logits is not None else None
+            for k, v in self.update_memory(x_novel, it, step, t_novel).items():
                 mem_logs.setdefault(k, []).append(v)
         if s_losses:
             out["s_loss"] = torch.stack(s_losses).mean()
