@@ -89,7 +89,7 @@ def write_fake_cifar(root, name, n_classes, rng):
                                               b"fine_labels": list(rng.integers(0, n_classes, 8))}))
 
 
-@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10-cpu", "cifar10-paper", "cifar100-paper"])
+@pytest.mark.parametrize("name", ["fashion-mnist", "fashion-mnist-bn", "cifar10-cpu", "cifar10-paper", "cifar100-paper"])
 def test_suites_start_and_run_on_cpu(name, tmp_path):
     suite = get_suite(name)
     n_classes = 100 if suite.dataset == "cifar100" else 10
@@ -116,4 +116,15 @@ def test_suites_start_and_run_on_cpu(name, tmp_path):
 
 
 def test_every_suite_is_tested():
-    assert set(SUITES.names()) == {"digits", "fashion-mnist", "cifar10-cpu", "cifar10-paper", "cifar100-paper"}
+    assert set(SUITES.names()) == {"digits", "fashion-mnist", "fashion-mnist-bn", "cifar10-cpu", "cifar10-paper",
+                                   "cifar100-paper"}
+
+
+@pytest.mark.parametrize("name", SUITES.names())
+def test_every_method_of_every_suite_has_a_valid_config(name):
+    from dfkd.engine.loop import resolve_config
+    from dfkd.methods import get_method
+    suite = get_suite(name)
+    for method in suite.methods:
+        cfg = resolve_config(get_method(method), suite.method_overrides(method))
+        assert cfg.iterations > 0 and cfg.student_steps > 0, method
