@@ -21,20 +21,18 @@ shrink the round; the pool is capped at ``pool_size`` images (DataFree keeps all
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from ..data.augment import default_augmentation
-from ..parts import Part
-from ..synthesizers import PixelSettings, PoolSettings, SyntheticPool
-from .base import Method, register_method
-from .distill_config import DistillConfig, require_non_negative, require_positive
+from ..synthesizers import PixelSettings
+from .base import register_method
+from .distill_config import require_non_negative, require_positive
+from .pool_method import PoolConfig, PoolMethod
 
 
 @dataclass
-class ADIConfig(DistillConfig, PixelSettings, PoolSettings):
+class ADIConfig(PoolConfig, PixelSettings):
     batch_size: int = 256  # DF: synthesis batch and student batch
     generator_steps: int = 1000  # DF g_steps: pixel-optimisation steps per round
     lr_generator: float = 0.1  # DF lr_g (Adam on the pixels)
@@ -49,55 +47,27 @@ class ADIConfig(DistillConfig, PixelSettings, PoolSettings):
     w_l2: float = 0.0  # DF datafree_kd.py (hard-coded)
     student_loss: str = "kl"  # DF KLDiv
     kd_temperature: float = 20.0  # DF T
-    augment_auto: bool = True  # the data set's teacher augmentation on pool batches (DF: crop 4 + flip, CIFAR)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive(self, "pool_size", "generator_steps")
+        require_positive(self, "generator_steps")
         require_non_negative(self, "w_class", "w_tv", "w_l2", "pixel_jitter")
 
 
 @register_method("adi")
-class ADI(Method):
+class ADI(PoolMethod):
     Config = ADIConfig
     paper = "Yin et al., Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion, CVPR 2020"
     synthesizer = "pixels"
-
-    @classmethod
-    def configure(cls, cfg: ADIConfig, teacher, info) -> ADIConfig:
-        """Pool batches augmented like the data set's teachers, and the view flip off where a mirror changes the
-        class, unless set explicitly (idempotent)."""
-        if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
-            aug = default_augmentation(info.name)
-            cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip,
-                                      pixel_flip=cfg.pixel_flip and aug.hflip)
-        return cfg
+    mirror_keys = ("pixel_flip",)
 
     def generator_objective(self) -> list[tuple[str, float]]:
         c = self.cfg
         return [("bn_statistics", c.w_bn), ("class_ce", c.w_class), ("competition", c.w_adversarial),
                 ("total_variation", c.w_tv), ("image_l2", c.w_l2)]
 
-    def __init__(self, teacher, student, info, cfg: ADIConfig, dist=None) -> None:
-        super().__init__(teacher, student, info, cfg, dist)
-        self.pool = SyntheticPool(self.cfg.pool_size, info)
-        self.add_part(Part("pool", self.pool, per_rank=True, replay=True))
-
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
-        c = self.cfg
         self.set_learning_rates(it)
-        out, x, _ = self.synth.round(c.batch_size)
-        x = self.pool.quantize(x).contiguous(memory_format=self.memory_format)
-        with torch.no_grad(), self.precision():
-            self.pool.add(x, self.teacher(x))
-        s_losses = []
-        for _ in range(c.student_steps):
-            xs, ts = self.pool.sample(c.batch_size)
-            s_losses.append(self.student_step(xs.contiguous(memory_format=self.memory_format), ts))
-        if s_losses:
-            out["s_loss"] = torch.stack(s_losses).mean()
+        out, x, _ = self.synth.round(self.cfg.batch_size)
+        out["s_loss"] = self.learn_from_pool(x)
         return out
-
-    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """Pool images, as the student draws them (before augmentation)."""
-        return self.pool.sample(n, generator)[0] if len(self.pool) else None

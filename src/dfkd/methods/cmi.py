@@ -24,23 +24,23 @@ student). The pool is capped at ``pool_size`` images. Needs a BatchNorm teacher.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..data.augment import Augmentation, augment_batch, default_augmentation
+from ..data.augment import Augmentation, augment_batch
 from ..parts import Part
-from ..synthesizers import PoolSettings, SyntheticPool, top_class_fraction
+from ..synthesizers import top_class_fraction
 from ..terms.contrastive import ContrastiveSettings
-from .base import Method, register_method
-from .distill_config import DistillConfig, require_non_negative, require_positive
+from .base import register_method
+from .distill_config import require_non_negative, require_positive
+from .pool_method import PoolConfig, PoolMethod
 
 
 @dataclass
-class CMIConfig(DistillConfig, ContrastiveSettings, PoolSettings):
+class CMIConfig(PoolConfig, ContrastiveSettings):
     batch_size: int = 256  # DF synthesis batch
     generator_steps: int = 200  # DF g_steps per round
     lr_generator: float = 1e-3  # DF lr_g (generator, latent and projection head)
@@ -59,11 +59,10 @@ class CMIConfig(DistillConfig, ContrastiveSettings, PoolSettings):
     kd_temperature: float = 20.0  # DF T
     view_crop: int = 4  # the global view: DF RandomCrop(pad 4) + flip
     view_flip: bool = True
-    augment_auto: bool = True  # the data set's teacher augmentation on pool batches (DF: crop 4 + flip, CIFAR)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive(self, "pool_size", "generator_steps", "contrastive_temperature", "contrastive_head_dim",
+        require_positive(self, "generator_steps", "contrastive_temperature", "contrastive_head_dim",
                          "contrastive_bank_size", "contrastive_negatives")
         require_non_negative(self, "w_class", "w_contrastive", "view_crop")
 
@@ -81,19 +80,10 @@ def reinitialise(generator: nn.Module) -> None:
 
 
 @register_method("cmi")
-class CMI(Method):
+class CMI(PoolMethod):
     Config = CMIConfig
     paper = "Fang et al., Contrastive Model Inversion for Data-Free Knowledge Distillation, IJCAI 2021"
-
-    @classmethod
-    def configure(cls, cfg: CMIConfig, teacher, info) -> CMIConfig:
-        """Pool batches augmented like the data set's teachers, and no mirrored views where a mirror changes the
-        class, unless set explicitly (idempotent)."""
-        if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
-            aug = default_augmentation(info.name)
-            cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip,
-                                      view_flip=cfg.view_flip and aug.hflip)
-        return cfg
+    mirror_keys = ("view_flip",)
 
     def generator_objective(self) -> list[tuple[str, float]]:
         c = self.cfg
@@ -104,8 +94,6 @@ class CMI(Method):
         super().__init__(teacher, student, info, cfg, dist)
         # The generator restarts every round with a fresh Adam over {G, z}: no optimizer state to keep.
         self.parts["generator"] = Part("generator", self.synth.generator)
-        self.pool = SyntheticPool(self.cfg.pool_size, info)
-        self.add_part(Part("pool", self.pool, per_rank=True, replay=True))
         self.contrastive = self.objective.term("contrastive")
         self.view = Augmentation(crop_padding=self.cfg.view_crop, hflip=self.cfg.view_flip)
 
@@ -146,20 +134,7 @@ class CMI(Method):
         return out, best_x
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
-        c = self.cfg
         self.set_learning_rates(it)
         out, x = self.synthesis_round()
-        x = self.pool.quantize(x).contiguous(memory_format=self.memory_format)
-        with torch.no_grad(), self.precision():
-            self.pool.add(x, self.teacher(x))
-        s_losses = []
-        for _ in range(c.student_steps):
-            xs, ts = self.pool.sample(c.batch_size)
-            s_losses.append(self.student_step(xs.contiguous(memory_format=self.memory_format), ts))
-        if s_losses:
-            out["s_loss"] = torch.stack(s_losses).mean()
+        out["s_loss"] = self.learn_from_pool(x)
         return out
-
-    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """Pool images, as the student draws them (before augmentation)."""
-        return self.pool.sample(n, generator)[0] if len(self.pool) else None

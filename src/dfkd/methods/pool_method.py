@@ -1,0 +1,69 @@
+"""What the pool-based methods share (ADI, CMI; Fast-DFKD would be one more): each iteration synthesises one
+round, the round's batch joins a ``SyntheticPool`` (8-bit images + the teacher's logits on exactly those
+images), and the student takes ``student_steps`` steps on batches drawn from the pool, augmented as the data
+set's teachers are trained (the teacher labels the augmented batch), as zju-vipa/DataFree trains them:
+
+    x_round -> pool;   student_steps x  L_S(S(A(x)), T(A(x))),  x ~ pool,  A = the data set's crop/flip
+
+The pool's bytes are replay memory (``Part(replay=True)``); under torchrun each rank keeps its own pool.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from ..data.augment import default_augmentation
+from ..parts import Part
+from ..synthesizers import PoolSettings, SyntheticPool
+from .base import Method
+from .distill_config import DistillConfig, require_positive
+
+
+@dataclass
+class PoolConfig(DistillConfig, PoolSettings):
+    augment_auto: bool = True  # the data set's teacher augmentation on pool batches (DataFree: crop 4 + flip)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(self, "pool_size")
+
+
+class PoolMethod(Method):
+    Config = PoolConfig
+    # config keys of views the synthesis mirrors; switched off with the augmentation's flip where a mirror
+    # changes the class (digits, MNIST-like data)
+    mirror_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def configure(cls, cfg: PoolConfig, teacher, info) -> PoolConfig:
+        """Pool batches augmented like the data set's teachers, and no mirrored synthesis views where a mirror
+        changes the class, unless augmentation is set explicitly (idempotent)."""
+        if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
+            aug = default_augmentation(info.name)
+            mirrors = {k: getattr(cfg, k) and aug.hflip for k in cls.mirror_keys}
+            cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip, **mirrors)
+        return cfg
+
+    def __init__(self, teacher, student, info, cfg: PoolConfig, dist=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist)
+        self.pool = SyntheticPool(self.cfg.pool_size, info)
+        self.add_part(Part("pool", self.pool, per_rank=True, replay=True))
+
+    def learn_from_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Add a round's batch ``x`` (normalised) to the pool, then ``student_steps`` student steps on pool batches;
+        returns the mean student loss."""
+        c = self.cfg
+        x = self.pool.quantize(x).contiguous(memory_format=self.memory_format)
+        with torch.no_grad(), self.precision():
+            self.pool.add(x, self.teacher(x))
+        losses = []
+        for _ in range(c.student_steps):
+            xs, ts = self.pool.sample(c.batch_size)
+            losses.append(self.student_step(xs.contiguous(memory_format=self.memory_format), ts))
+        return torch.stack(losses).mean() if losses else torch.zeros(())
+
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Pool images, as the student draws them (before augmentation)."""
+        return self.pool.sample(n, generator)[0] if len(self.pool) else None
