@@ -1,6 +1,7 @@
 # Set-up and the two commands the README starts with. Everything installs into ./.venv.
 #   make demo   - set up, then run the short real demo (dfkd demo)
 #   make test   - set up, then run the test suite
+#   make test-fast - the subset for the edit-test loop (tests not marked slow; under 3 minutes on 2 cores)
 # TORCH selects the PyTorch build installed before dfkd. The default pins the CPU wheel 2.13.0, which
 # never pulls CUDA packages on machines that carry that wheel locally. Elsewhere, for example:
 #   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"    (CPU)
@@ -11,7 +12,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dfkd-installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -28,6 +29,10 @@ demo: setup
 # pytest exits 5 when it collected no tests: that is a failure here, never a green run.
 test: setup
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: setup
+	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:

@@ -10,6 +10,8 @@ import pytest
 from dfkd import create_model, load_dataset, recipe, train_teacher
 from dfkd.engine import distill
 
+pytestmark = pytest.mark.slow  # trains on real data
+
 BUDGET = {"iterations": 100, "batch_size": 64, "student_steps": 5, "generator_width": 16, "eval_every": 25,
           "seed": 0}
 METHOD = {"noise": {"lr_student": 0.1}, "dfad": {"lr_student": 0.03}, "dafl": {"lr_student": 0.01},

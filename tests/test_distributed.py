@@ -13,8 +13,12 @@ from pathlib import Path
 import torch
 
 from conftest import assert_clear_error, run_cli
+import pytest
+
 from dfkd import create_model
 from dfkd.engine.run_state import load_run_state
+
+pytestmark = pytest.mark.slow  # trains on real data / starts torchrun processes
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 TINY = ["--set", "batch_size=32", "--set", "student_steps=2", "--set", "generator_width=8", "--set", "vae_width=4",

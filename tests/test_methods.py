@@ -330,3 +330,18 @@ def test_pre_dfkd_vae_update_reuses_the_student_steps_teacher_labels():
     hook.remove()
     b, r, s, n, steps, updates = 16, 2, 2, 8, 2, 2
     assert sum(seen) == steps * (r + b + r) + updates * (s + s + n + s)
+
+
+def test_the_readme_example_method_is_one_class_and_runs(monkeypatch):
+    """The README's "How a method is built" example: a new method from a new objective term list, registered
+    by its decorator, runs through the loop and logs the added term."""
+    import re
+    from pathlib import Path
+    from dfkd.methods import METHODS
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "register_method" in b)
+    monkeypatch.setattr(METHODS, "_factories", dict(METHODS._factories))  # keep the registry as it was
+    exec(compile(code, "README.md", "exec"), {})
+    teacher, student = nets()
+    res = distill(teacher, student, "dfad-tv", tiny_config("dfad"), info=INFO, progress=False)
+    assert res.method.objective.term("tv") is not None and "dfad-tv" in METHODS

@@ -1,6 +1,10 @@
 """End to end on real data: a digits teacher trained with the library's recipe."""
+import pytest
+
 from dfkd import create_model, load_dataset, recipe, train_teacher
 from dfkd.evaluate import accuracy
+
+pytestmark = pytest.mark.slow  # trains on real data
 
 
 def test_digits_teacher_reaches_95_percent(tmp_path):
