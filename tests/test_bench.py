@@ -19,6 +19,7 @@ def digits_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("bench-digits")
 
 
+@pytest.mark.slow  # trains the digits suite teacher
 def test_digits_suite_tiny_budget_and_skip(digits_dir):
     tmp_path = digits_dir
     suite = get_suite("digits")
@@ -56,6 +57,7 @@ def test_digits_suite_tiny_budget_and_skip(digits_dir):
     assert {k: after[k] for k in ("mu", "final", "evaluations")} == {k: before[k] for k in ("mu", "final", "evaluations")}
 
 
+@pytest.mark.slow
 def test_bench_cli_json(digits_dir):
     # Reuses the suite directory (and so the teacher) of the test above.
     r = run_cli("bench", "--suite", "digits", "--methods", "dfad", "--seeds", "3", "--iterations", "2", "--out",
@@ -89,6 +91,7 @@ def write_fake_cifar(root, name, n_classes, rng):
                                               b"fine_labels": list(rng.integers(0, n_classes, 8))}))
 
 
+@pytest.mark.slow  # builds each suite's networks (ResNet-34 for the paper suites)
 @pytest.mark.parametrize("name", ["fashion-mnist", "fashion-mnist-bn", "cifar10-cpu", "cifar10-paper", "cifar100-paper"])
 def test_suites_start_and_run_on_cpu(name, tmp_path):
     suite = get_suite(name)

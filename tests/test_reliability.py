@@ -74,6 +74,7 @@ def reference(digits_teacher, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # a 60-iteration reference run and a killed CLI run
 def test_sigkill_then_resume_is_identical_to_an_uninterrupted_run(digits_teacher, reference, tmp_path):
     out = tmp_path / "killed"
     proc = start(digits_teacher / "teacher.pt", out)
@@ -90,6 +91,7 @@ def test_sigkill_then_resume_is_identical_to_an_uninterrupted_run(digits_teacher
     assert_same_run(reference, out)  # ... and finished exactly as if it had not been
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finishes_the_iteration_checkpoints_and_exits_nonzero(digits_teacher, reference, tmp_path, sig):
     out = tmp_path / "stopped"

@@ -61,6 +61,7 @@ def test_bf16_student_false_keeps_the_student_step_in_fp32():
     assert bf16_loss != fp32_loss and bf16_loss == pytest.approx(fp32_loss, rel=RTOL)
 
 
+@pytest.mark.slow  # three subprocesses
 def test_speed_benchmark_runs_with_a_tiny_budget():
     tiny = ["--set", "batch_size=16", "--set", "student_steps=2", "--set", "generator_width=8", "--set",
             "vae_width=4", "--set", "log_every=2"]
