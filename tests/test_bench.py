@@ -38,6 +38,7 @@ def test_digits_suite_tiny_budget_and_skip(digits_dir):
     rho = saved["results"]["pre-dfkd"]["signal_spearman"]
     assert rho != rho or -1 <= rho <= 1  # NaN when a tiny run's curve is flat
     assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "samples-pre-dfkd-s0.png").exists()
+    assert (tmp_path / "accuracy-time.png").stat().st_size > 1000
     assert result["table"] == table.strip()
     # Rerunning skips the finished runs and reuses the teacher.
     lines.clear()

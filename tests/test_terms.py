@@ -81,9 +81,11 @@ def test_pool_quantises_stores_logits_and_restores_any_fill():
     q = pool.quantize(x)
     assert torch.allclose(pool.quantize(q), q)  # already on the 8-bit grid
     pool.add(q, torch.arange(30.0).view(3, 10))
-    pool.add(pool.quantize(torch.randn(4, 3, 32, 32)), torch.ones(4, 10))  # 7 > 5: the two oldest go
+    last = pool.quantize(torch.randn(4, 3, 32, 32))
+    pool.add(last, torch.ones(4, 10))  # 7 > 5: the two oldest go
     assert len(pool) == 5 and int(pool.added) == 7
     assert pool.logits[:, 0].tolist().count(1.0) == 4 and 20.0 in pool.logits[:, 0].tolist()
+    assert torch.allclose(pool.newest(4), last)  # the last round, oldest first
     xs, ts = pool.sample(6)
     assert xs.shape == (6, 3, 32, 32) and ts.shape == (6, 10)
     other = SyntheticPool(5, info)

@@ -2,6 +2,9 @@
 
 - ``accuracy.png``: test accuracy over iterations; runs of one method (several seeds) as a mean line with a
   min-max band;
+- ``accuracy-time.png``: the same against the run's wall-clock seconds (time to accuracy: which method gets
+  where fastest; the fair comparison between methods whose iterations differ, such as a generator step and a
+  synthesis round);
 - ``samples-<run>.png``: a grid of novel synthetic samples, and for replay methods the replayed samples
   next to them.
 """
@@ -42,10 +45,12 @@ def load_run(run_dir: str | os.PathLike) -> dict:
 
         method = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("method")
     return {"dir": d, "method": method or d.name, "iterations": [r["iteration"] for r in evals],
+            "seconds": [r.get("wall_seconds", float("nan")) for r in evals],
             "acc": [r["test_acc"] for r in evals], "teacher_acc": teacher, "summary": summary}
 
 
-def plot_accuracy(runs: list[dict], path: Path, title: str = "") -> Path:
+def plot_accuracy(runs: list[dict], path: Path, title: str = "", x: str = "iterations") -> Path:
+    """Accuracy against ``x``: "iterations" or "seconds" (wall clock, mean over seeds at each evaluation)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -54,7 +59,8 @@ def plot_accuracy(runs: list[dict], path: Path, title: str = "") -> Path:
             groups[r["method"]].append(r)
     for method, members in sorted(groups.items()):
         n = min(len(r["acc"]) for r in members)  # align seeds on their common evaluations
-        its = np.asarray(members[0]["iterations"][:n])
+        its = np.asarray(members[0]["iterations"][:n]) if x == "iterations" else \
+            np.asarray([r["seconds"][:n] for r in members]).mean(0)
         curves = np.asarray([r["acc"][:n] for r in members])
         mean = curves.mean(0)
         (line,) = ax.plot(its, mean, label=f"{method} (n={len(members)})", lw=1.8)
@@ -63,7 +69,7 @@ def plot_accuracy(runs: list[dict], path: Path, title: str = "") -> Path:
     teachers = [r["teacher_acc"] for r in runs if r["teacher_acc"] is not None]
     if teachers:
         ax.axhline(float(np.mean(teachers)), color="k", ls="--", lw=1, label="teacher")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel("iteration" if x == "iterations" else "wall-clock seconds")
     ax.set_ylabel("student test accuracy (%)")
     ax.set_title(title or "data-free distillation: accuracy during training (reporting only)")
     ax.grid(alpha=0.3)
@@ -108,7 +114,8 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, tit
     runs = [load_run(d) for d in run_dirs]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = [plot_accuracy(runs, out / "accuracy.png", title)]
+    written = [plot_accuracy(runs, out / "accuracy.png", title),
+               plot_accuracy(runs, out / "accuracy-time.png", title, x="seconds")]
     for r in runs:
         p = plot_samples(r, out / f"samples-{r['dir'].name}.png")
         if p is not None:

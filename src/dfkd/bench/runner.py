@@ -3,7 +3,7 @@
 Layout of a suite directory:
     teacher/teacher.pt, teacher/metrics.jsonl      the suite's teacher (reused when present)
     <method>-s<seed>/                               one distillation run each (skipped when finished)
-    results.json, table.md, accuracy.png, samples-*.png
+    results.json, table.md, accuracy.png, accuracy-time.png, samples-*.png
 """
 from __future__ import annotations
 

@@ -64,6 +64,13 @@ class PoolMethod(Method):
             losses.append(self.student_step(xs.contiguous(memory_format=self.memory_format), ts))
         return torch.stack(losses).mean() if losses else torch.zeros(())
 
+    def sample_novel(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The last round's images (what the synthesis produced most recently; a fresh round would cost a whole
+        synthesis, so the progress signal's ``agree_novel`` is measured on images the student has trained on)."""
+        if len(self.pool) == 0:
+            return super().sample_novel(n, generator)
+        return self.pool.newest(min(n, self.cfg.batch_size))
+
     def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Pool images, as the student draws them (before augmentation)."""
         return self.pool.sample(n, generator)[0] if len(self.pool) else None

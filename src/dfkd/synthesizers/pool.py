@@ -70,6 +70,14 @@ class SyntheticPool(nn.Module):
         idx = torch.randint(0, len(self), (n,), generator=generator)
         return self.info.normalize(self.images[idx]), self.logits[idx]
 
+    @torch.no_grad()
+    def newest(self, n: int) -> torch.Tensor:
+        """The ``n`` most recently added images (normalised fp32), oldest first."""
+        n = min(n, len(self))
+        end = len(self) if len(self) < self.capacity else int(self.head)  # one past the newest slot
+        idx = (end - n + torch.arange(n)) % max(1, len(self))
+        return self.info.normalize(self.images[idx])
+
     def nbytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self.buffers())
 
