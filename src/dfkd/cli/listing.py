@@ -42,7 +42,7 @@ def run_list(args: argparse.Namespace) -> int:
         from ..terms import TERMS
 
         for name in TERMS.names():
-            print(f"{name:16s} {_first_line(TERMS.get(name))}")
+            print(f"{name:22s} {_first_line(TERMS.get(name))}")
     else:
         from ..synthesizers import SYNTHESIZERS
 

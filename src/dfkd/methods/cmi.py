@@ -92,8 +92,9 @@ class CMI(PoolMethod):
 
     def __init__(self, teacher, student, info, cfg: CMIConfig, dist=None) -> None:
         super().__init__(teacher, student, info, cfg, dist)
-        # The generator restarts every round with a fresh Adam over {G, z}: no optimizer state to keep.
-        self.parts["generator"] = Part("generator", self.synth.generator)
+        # The generator restarts every round with a fresh Adam over {G, z}: no optimizer state to keep. Under
+        # torchrun each rank inverts its own round (its own draws, no gradient averaging), so it is per rank.
+        self.parts["generator"] = Part("generator", self.synth.generator, per_rank=True)
         self.contrastive = self.objective.term("contrastive")
         self.view = Augmentation(crop_padding=self.cfg.view_crop, hflip=self.cfg.view_flip)
 
@@ -110,7 +111,7 @@ class CMI(PoolMethod):
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):
             with self.precision():
-                x = self.synth.generator_train(z)  # (B, C, H, W), normalised, valid pixels
+                x = gen(z)  # (B, C, H, W), normalised, valid pixels
                 view = augment_batch(x, self.view).contiguous(memory_format=self.memory_format)
                 p = self.objective.passes(view, targets=targets, source=x)
             loss, terms = self.objective(p)

@@ -154,11 +154,13 @@ class Contrastive(Term):
         return ce[:b].mean() + ce[b:].mean() if cached.shape[0] else ce.mean()
 
     def remember(self, features: torch.Tensor) -> None:
-        """Push a round's kept [local | global] features into the memory."""
+        """Push a round's kept [local | global] features into the memory (and drop the step's leftovers)."""
         self.bank.push(features)
+        self.last_features = self._global = None
 
     def parts(self) -> list[Part]:
-        return [Part("contrastive_head", self.head, self.head_optimizer, "lr_generator"),
+        # Both learn from each rank's own syntheses under torchrun: per rank, as the synthesis itself.
+        return [Part("contrastive_head", self.head, self.head_optimizer, "lr_generator", per_rank=True),
                 Part("contrastive_bank", self.bank, per_rank=True)]
 
     def zero_grad(self) -> None:
