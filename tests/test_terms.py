@@ -91,7 +91,8 @@ def test_pool_quantises_stores_logits_and_restores_any_fill():
     other = SyntheticPool(5, info)
     other.load_state_dict(pool.state_dict())
     assert torch.equal(other.images, pool.images) and torch.equal(other.logits, pool.logits)
-    assert pool.nbytes() == 5 * 3 * 32 * 32 + 5 * 10 * 4 + 2 * 8
+    from dfkd.parts import module_bytes
+    assert module_bytes(pool) == 5 * 3 * 32 * 32 + 5 * 10 * 4 + 2 * 8
 
 
 def test_feature_bank_is_a_ring_that_grows_to_capacity():
@@ -120,3 +121,13 @@ def test_jitter_flip_is_a_roll_and_maybe_a_mirror():
     candidates = [torch.roll(v, (dy, dx), (2, 3)) for v in (x, x.flip(3)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     candidates += [torch.roll(x, (dy, dx), (2, 3)).flip(3) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     assert any(torch.equal(y, c) for c in candidates)
+
+
+def test_views_and_feature_memory_create_their_tensors_on_the_batch_device():
+    """On PyTorch's ``meta`` device a tensor created without ``device=`` lands on the CPU and the op mixing it
+    with the batch fails: what a CUDA run would hit."""
+    x = torch.rand(4, 3, 8, 8, device="meta")
+    assert random_resized_crop(x).device.type == "meta"
+    bank = FeatureBank(4, 2).to("meta")
+    bank.push(torch.zeros(3, 2, device="meta"))
+    assert bank.sample(2).device.type == "meta"

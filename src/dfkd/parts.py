@@ -11,6 +11,7 @@ the student, the data set's description, the method's config, and the method's p
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager
 
@@ -59,6 +60,12 @@ class PartContext:
     memory_format: torch.memory_format
     precision: Callable[[], ContextManager]  # the forward passes' autocast context
     wrap: Callable[[nn.Module], nn.Module]  # DDP wrapper for passes that train a part (identity in one process)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the run computes: the teacher's device (parts create their tensors there)."""
+        t = next(itertools.chain(self.teacher.parameters(), self.teacher.buffers()), None)
+        return t.device if t is not None else torch.device("cpu")
 
 
 __all__ = ["Part", "PartContext", "module_bytes", "optimizer_state_bytes"]

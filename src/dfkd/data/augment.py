@@ -69,18 +69,17 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.25, 1.0
     input size with bilinear sampling, then a horizontal flip with p = 0.5 (torchvision/kornia's
     RandomResizedCrop + RandomHorizontalFlip: CMI's local view). Differentiable with respect to ``x``."""
     b, _, h, w = x.shape
-    area = torch.empty(b).uniform_(*scale, generator=generator)
-    log_r = torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    dev = x.device  # every draw on the batch's device (a given ``generator`` must live there too)
+    area = torch.empty(b, device=dev).uniform_(*scale, generator=generator)
+    log_r = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
     aspect = torch.exp(log_r)
     sw = torch.sqrt(area * aspect).clamp(max=1.0)  # box width and height as fractions of the image
     sh = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (torch.rand(b, generator=generator) * 2 - 1) * (1 - sw)  # box centre in [-1, 1] coordinates
-    cy = (torch.rand(b, generator=generator) * 2 - 1) * (1 - sh)
-    if hflip:
-        sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
-    else:
-        sign = torch.ones(b)
-    theta = torch.zeros(b, 2, 3)
+    cx = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sw)  # box centre in [-1, 1] coordinates
+    cy = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sh)
+    flip = torch.rand(b, device=dev, generator=generator) < 0.5 if hflip else torch.zeros(b, dtype=torch.bool, device=dev)
+    sign = 1.0 - 2.0 * flip.float()  # -1 mirrors the sampling grid
+    theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2] = sw * sign, cx
     theta[:, 1, 1], theta[:, 1, 2] = sh, cy
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)

@@ -32,9 +32,9 @@ from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
 from ..models.train_modes import eval_mode
 from ..progress import Progress
+from ..distributed import collective_errors, from_environment, per_rank_config, ranks_agree
 from ..rng import rng_state, seed_everything
 from .collapse import track_collapse
-from ..distributed import collective_errors, from_environment, per_rank_config, ranks_agree
 from .progress_signal import signal_summary, synthetic_agreement
 from .robustness import robustness_summary
 from .run_dir import open_run_dir, restore_run

@@ -19,5 +19,5 @@ def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64)
         grids = {"novel": to_uint8(method.sample_novel(n))}
         replay = method.sample_replay(n)
         if replay is not None and replay.shape[0]:
-                grids["replay"] = to_uint8(replay)
+            grids["replay"] = to_uint8(replay)
     atomic_write(path, lambda tmp: torch.save(grids, tmp))

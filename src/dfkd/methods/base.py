@@ -39,7 +39,7 @@ from ..precision import precision_context
 from ..registry import Registry
 from ..schedules import cosine_lr, set_lr
 from ..synthesizers import SYNTHESIZERS
-from ..terms import build_objective
+from ..terms import Objective
 from .distill_config import DistillConfig
 
 METHODS: Registry[type["Method"]] = Registry("method")
@@ -92,7 +92,7 @@ class Method:
         # passes that only score or sample use the plain modules.
         self.student_train = self.wrap(self.student)
         self.ctx = PartContext(self.teacher, self.student, info, cfg, self.memory_format, self.precision, self.wrap)
-        self.objective = build_objective(self.generator_objective(), self.ctx)
+        self.objective = Objective(self.generator_objective(), self.ctx)
         self.synth = SYNTHESIZERS.get(self.synthesizer)(self.ctx, self.objective)
         for part in self.synth.parts():
             self.add_part(part)
@@ -230,6 +230,7 @@ class Method:
         augmented batch instead), so a replay memory can reuse them without another teacher pass."""
         if not self.cfg.student_bf16:
             x = x.float()  # bf16 samples from the generator/VAE; the fp32 step needs fp32 inputs (format kept)
+        augmented = self.augmentation.active or self.cfg.augment_mixup > 0
         if self.augmentation.active:
             x, t_logits = augment_batch(x, self.augmentation).contiguous(memory_format=self.memory_format), None
         if self.cfg.augment_mixup > 0:
@@ -243,5 +244,4 @@ class Method:
         self.opt_student.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_student.step()
-        augmented = self.augmentation.active or self.cfg.augment_mixup > 0
         return loss.detach(), (None if augmented else t_logits.detach())

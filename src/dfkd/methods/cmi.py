@@ -103,10 +103,10 @@ class CMI(PoolMethod):
         c, gen = self.cfg, self.synth.generator
         reinitialise(gen)
         z = gen.sample_latent(c.batch_size).requires_grad_(True)
-        targets = torch.randint(0, self.info.num_classes, (c.batch_size,)).sort().values
+        targets = torch.randint(0, self.info.num_classes, (c.batch_size,), device=z.device).sort().values
         opt = torch.optim.Adam([{"params": gen.parameters()}, {"params": [z]}], lr=c.lr_generator,
                                betas=(c.generator_beta1, 0.999))
-        best_loss = torch.tensor(float("inf"))
+        best_loss = torch.full((), float("inf"), device=z.device)
         best_x = best_f = None
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):

@@ -62,7 +62,7 @@ class PoolMethod(Method):
         for _ in range(c.student_steps):
             xs, ts = self.pool.sample(c.batch_size)
             losses.append(self.student_step(xs.contiguous(memory_format=self.memory_format), ts))
-        return torch.stack(losses).mean() if losses else torch.zeros(())
+        return torch.stack(losses).mean() if losses else torch.zeros((), device=self.ctx.device)
 
     def sample_novel(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The last round's images (what the synthesis produced most recently; a fresh round would cost a whole

@@ -46,8 +46,11 @@ class Generator(nn.Module):
     latent_dim: int
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n latents z ~ N(0, I) of shape (n, latent_dim), from ``generator`` or the global RNG."""
-        return torch.randn(n, self.latent_dim, generator=generator)
+        """n latents z ~ N(0, I) of shape (n, latent_dim) on this generator's device, drawn from ``generator`` (on its
+        own device) or the global RNG of that device."""
+        device = next(self.parameters()).device
+        draw_on = generator.device if generator is not None else device
+        return torch.randn(n, self.latent_dim, generator=generator, device=draw_on).to(device)
 
 
 class Normalize(nn.Module):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..parts import module_bytes
+
 
 class MemoryBank(nn.Module):
     def __init__(self, capacity: int, sample_shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
@@ -43,4 +45,4 @@ class MemoryBank(nn.Module):
         return self.samples[torch.randint(0, filled, (n,), generator=generator)]
 
     def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers())
+        return module_bytes(self)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..models.generator import DCGANGenerator
+from ..parts import module_bytes
 
 
 class Encoder(nn.Module):
@@ -56,8 +57,7 @@ class ReplayVAE(nn.Module):
 
     def nbytes(self) -> int:
         """Bytes of everything the VAE keeps: parameters and buffers (BN running statistics)."""
-        tensors = list(self.parameters()) + list(self.buffers())
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return module_bytes(self)
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

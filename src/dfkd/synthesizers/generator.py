@@ -31,6 +31,8 @@ class GeneratorSynthesizer(Synthesizer):
     def __init__(self, ctx: PartContext, objective: Objective) -> None:
         super().__init__(ctx, objective)
         c = ctx.cfg
+        if not objective:
+            raise DfkdError("this method trains a generator but every generator loss weight is 0")
         self.generator = create_generator(c.generator, latent_dim=c.latent_dim, out_shape=ctx.info.input_shape,
                                           width=c.generator_width, info=ctx.info, **c.generator_options)
         self.generator = self.generator.to(memory_format=ctx.memory_format).train()
@@ -48,8 +50,6 @@ class GeneratorSynthesizer(Synthesizer):
     def step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """One generator update. Returns (logged terms, the batch it generated (detached), the teacher's logits on
         it (detached)), so a method may reuse the batch for a student step without another teacher pass."""
-        if not self.objective:
-            raise DfkdError("this method trains a generator but every generator loss weight is 0")
         with self.ctx.precision():
             x = self.generator_train(self.generator.sample_latent(self.ctx.cfg.batch_size))  # (B, C, H, W)
             p = self.objective.passes(x)

@@ -13,5 +13,6 @@ class NoiseSynthesizer(Synthesizer):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = torch.randn(n, *self.ctx.info.input_shape, generator=generator)
+        draw_on = generator.device if generator is not None else self.ctx.device
+        x = torch.randn(n, *self.ctx.info.input_shape, generator=generator, device=draw_on).to(self.ctx.device)
         return x.contiguous(memory_format=self.ctx.memory_format)

@@ -34,7 +34,8 @@ class PixelSettings:
 
 
 def jitter_flip(x: torch.Tensor, jitter: int, flip: bool) -> torch.Tensor:
-    """One random roll (dy, dx) and one random flip for the whole batch, as DeepInversion's ``jitter_and_flip``."""
+    """One random roll (dy, dx) and one random flip for the whole batch, as DeepInversion's ``jitter_and_flip``.
+    The draws are host-side on purpose: the shifts and the flip decide the shape of the ops, not their data."""
     if jitter > 0:
         dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,)))
         x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
@@ -50,19 +51,20 @@ class PixelSynthesizer(Synthesizer):
     def __init__(self, ctx: PartContext, objective: Objective) -> None:
         super().__init__(ctx, objective)
         info = ctx.info
-        mean, std = torch.tensor(info.mean).view(1, -1, 1, 1), torch.tensor(info.std).view(1, -1, 1, 1)
-        self.low, self.high = -mean / std, (1 - mean) / std  # (1, C, 1, 1) the [0, 1] pixel range, normalised
         if not hasattr(ctx.cfg, "pixel_jitter"):
             raise DfkdError(f"the pixels synthesizer needs the PixelSettings keys in {type(ctx.cfg).__name__}")
+        if not objective:
+            raise DfkdError("pixel optimisation needs an objective, but every term weight is 0")
+        mean = torch.tensor(info.mean, device=ctx.device).view(1, -1, 1, 1)
+        std = torch.tensor(info.std, device=ctx.device).view(1, -1, 1, 1)
+        self.low, self.high = -mean / std, (1 - mean) / std  # (1, C, 1, 1) the [0, 1] pixel range, normalised
 
     def round(self, n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Optimise a fresh batch; returns (logged terms of the last step, the batch (detached), its targets)."""
-        c = self.ctx.cfg
-        if not self.objective:
-            raise DfkdError("pixel optimisation needs an objective, but every term weight is 0")
-        x = torch.randn(n, *self.ctx.info.input_shape).contiguous(memory_format=self.ctx.memory_format)
+        c, dev = self.ctx.cfg, self.ctx.device
+        x = torch.randn(n, *self.ctx.info.input_shape, device=dev).contiguous(memory_format=self.ctx.memory_format)
         x.requires_grad_(True)
-        targets = torch.randint(0, self.ctx.info.num_classes, (n,)).sort().values
+        targets = torch.randint(0, self.ctx.info.num_classes, (n,), device=dev).sort().values
         opt = torch.optim.Adam([x], lr=c.lr_generator, betas=(c.generator_beta1, c.pixel_beta2))
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):
@@ -85,5 +87,6 @@ class PixelSynthesizer(Synthesizer):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pixel noise, clamped to the pixel range: what a round starts from (rounds make the real samples)."""
-        x = torch.randn(n, *self.ctx.info.input_shape, generator=generator)
+        dev = generator.device if generator is not None else self.ctx.device
+        x = torch.randn(n, *self.ctx.info.input_shape, generator=generator, device=dev).to(self.low.device)
         return torch.maximum(torch.minimum(x, self.high), self.low).contiguous(memory_format=self.ctx.memory_format)

@@ -1,6 +1,6 @@
 """A synthetic pool: a bounded store of synthesised images and their teacher logits that student steps sample
 from (CMI, Fang et al. IJCAI 2021; Fast-DFKD, Fang et al. AAAI 2022; DataFree's DeepInversion). The pool is
-what those methods replay, so its bytes are reported as replay memory.
+what those methods replay, so its bytes (``parts.module_bytes``) are reported as replay memory.
 
 Images are kept as 8-bit pixels, as DataFree keeps them (PNG files): ``quantize`` maps a normalised batch to
 what the pool will hold, so the stored teacher logits are the teacher's response to exactly the stored
@@ -50,7 +50,9 @@ class SyntheticPool(nn.Module):
     @torch.no_grad()
     def add(self, x: torch.Tensor, logits: torch.Tensor) -> None:
         """Store a batch (normalised) with the teacher's logits on ``quantize(x)``."""
-        images, logits = self._to_uint8(x).contiguous()[-self.capacity:], logits.detach().float()[-self.capacity:]
+        dev = self.images.device
+        images = self._to_uint8(x).to(dev).contiguous()[-self.capacity:]
+        logits = logits.detach().float().to(dev)[-self.capacity:]
         self.added += images.shape[0]
         room = self.capacity - len(self)
         if room > 0:
@@ -58,7 +60,7 @@ class SyntheticPool(nn.Module):
             self.logits = torch.cat([self.logits, logits[:room]])
             images, logits = images[room:], logits[room:]
         if images.shape[0]:
-            idx = (int(self.head) + torch.arange(images.shape[0])) % self.capacity
+            idx = (int(self.head) + torch.arange(images.shape[0], device=self.images.device)) % self.capacity
             self.images[idx], self.logits[idx] = images, logits
             self.head.fill_((int(self.head) + images.shape[0]) % self.capacity)
 
@@ -67,7 +69,8 @@ class SyntheticPool(nn.Module):
         """n stored images (normalised fp32) and their teacher logits, drawn uniformly with replacement."""
         if len(self) == 0:
             raise RuntimeError("the synthetic pool is empty")
-        idx = torch.randint(0, len(self), (n,), generator=generator)
+        dev = generator.device if generator is not None else self.images.device
+        idx = torch.randint(0, len(self), (n,), generator=generator, device=dev).to(self.images.device)
         return self.info.normalize(self.images[idx]), self.logits[idx]
 
     @torch.no_grad()
@@ -75,11 +78,8 @@ class SyntheticPool(nn.Module):
         """The ``n`` most recently added images (normalised fp32), oldest first."""
         n = min(n, len(self))
         end = len(self) if len(self) < self.capacity else int(self.head)  # one past the newest slot
-        idx = (end - n + torch.arange(n)) % max(1, len(self))
+        idx = (end - n + torch.arange(n, device=self.images.device)) % max(1, len(self))
         return self.info.normalize(self.images[idx])
-
-    def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for key in ("images", "logits"):

@@ -1,5 +1,5 @@
 """Objective terms, one registry (``TERMS``); each term registers itself in its own file."""
-from .base import TERMS, Objective, Passes, Term, build_objective, register_term, term_settings
+from .base import TERMS, Objective, Passes, Term, register_term, term_settings
 from . import adversarial, bn_statistics, contrastive, image_priors, teacher_priors  # noqa: F401  (registration)
 from .bn_statistics import BNStatistics, batchnorm_layers
 
@@ -8,5 +8,5 @@ def list_terms() -> list[str]:
     return TERMS.names()
 
 
-__all__ = ["TERMS", "Objective", "Passes", "Term", "build_objective", "register_term", "term_settings",
+__all__ = ["TERMS", "Objective", "Passes", "Term", "register_term", "term_settings",
            "BNStatistics", "batchnorm_layers", "list_terms"]

@@ -127,6 +127,8 @@ class Objective(nn.Module):
     def passes(self, x: torch.Tensor, targets: torch.Tensor | None = None,
                source: torch.Tensor | None = None) -> Passes:
         """The teacher's (and, when a term needs it, the student's) pass on ``x``, in the caller's precision."""
+        if "targets" in self.needs and targets is None:
+            raise DfkdError("an objective term needs target classes, which this synthesizer does not choose")
         teacher, student = self.ctx.teacher, self.ctx.student
         with self.recording():
             if "features" in self.needs:
@@ -137,8 +139,6 @@ class Objective(nn.Module):
         if "student" in self.needs:
             with eval_mode(student), frozen_params(student):
                 s_logits = student(x)
-        if "targets" in self.needs and targets is None:
-            raise DfkdError("an objective term needs target classes, which this synthesizer does not choose")
         return Passes(x=x, t_logits=t_logits, t_features=t_feats, s_logits=s_logits, targets=targets, source=source)
 
     def forward(self, p: Passes) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -163,10 +163,6 @@ class Objective(nn.Module):
             t.close()
 
 
-def build_objective(entries: list[tuple[str, float]], ctx: PartContext) -> Objective:
-    return Objective(entries, ctx)
-
-
 def term_settings(cfg: Any, *keys: str) -> list[Any]:
     """A term's own settings from the method's config, with an error naming what is missing."""
     missing = [k for k in keys if not hasattr(cfg, k)]
@@ -176,4 +172,4 @@ def term_settings(cfg: Any, *keys: str) -> list[Any]:
     return [getattr(cfg, k) for k in keys]
 
 
-__all__ = ["TERMS", "register_term", "Term", "Passes", "Objective", "build_objective", "term_settings"]
+__all__ = ["TERMS", "register_term", "Term", "Passes", "Objective", "term_settings"]

@@ -50,7 +50,7 @@ class FeatureBank(nn.Module):
     def __init__(self, capacity: int, dim: int) -> None:
         super().__init__()
         self.capacity = capacity
-        self.register_buffer("rows", torch.zeros(0, dim))
+        self.register_buffer("rows", torch.zeros(0, dim))  # (filled, dim); follows the module's device
         self.register_buffer("head", torch.zeros((), dtype=torch.long))
 
     def __len__(self) -> int:
@@ -58,7 +58,7 @@ class FeatureBank(nn.Module):
 
     @torch.no_grad()
     def push(self, f: torch.Tensor) -> None:
-        f = f.detach().float()[-self.capacity:]
+        f = f.detach().float().to(self.rows.device)[-self.capacity:]
         if len(self) < self.capacity:
             room = self.capacity - len(self)
             self.rows = torch.cat([self.rows, f[:room]])
@@ -66,14 +66,14 @@ class FeatureBank(nn.Module):
             if len(self) == self.capacity:
                 self.head.fill_(0)
         if f.shape[0]:
-            idx = (int(self.head) + torch.arange(f.shape[0])) % self.capacity
+            idx = (int(self.head) + torch.arange(f.shape[0], device=self.rows.device)) % self.capacity
             self.rows[idx] = f
             self.head.fill_((int(self.head) + f.shape[0]) % self.capacity)
 
     def sample(self, n: int) -> torch.Tensor:
         if len(self) <= n:
             return self.rows
-        return self.rows[torch.randperm(len(self))[:n]]
+        return self.rows[torch.randperm(len(self), device=self.rows.device)[:n]]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         rows = state_dict.get(prefix + "rows")
@@ -144,12 +144,12 @@ class Contrastive(Term):
             self.ctx.teacher(local_view.contiguous(memory_format=self.ctx.memory_format))
         local, glob = torch.cat(means, dim=1), self._global  # (B, d) each
         self.last_features = torch.cat([local, glob], dim=1).detach()
-        cached = self.bank.sample(self.negatives)  # (N, 2d)
+        cached = self.bank.sample(self.negatives).to(local.device)  # (N, 2d)
         c_local, c_global = cached.chunk(2, dim=1)
         proj = self.head(torch.cat([local, c_local, glob, c_global]))
         p_local, p_global = proj.chunk(2, dim=0)  # (B + N, h) each
         logits = p_local @ p_global.detach().T / self.tau
-        ce = F.cross_entropy(logits, torch.arange(logits.shape[0]), reduction="none")
+        ce = F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device), reduction="none")
         b = local.shape[0]
         return ce[:b].mean() + ce[b:].mean() if cached.shape[0] else ce.mean()
 
