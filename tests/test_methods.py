@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_method_config, tiny_teacher
-from dfkd import create_model, load_model
+from dfkd import DfkdError, create_model, load_model
 from dfkd.data import dataset_info
 from dfkd.engine import distill
 from dfkd.engine.loop import resolve_config
@@ -345,3 +345,33 @@ def test_the_readme_example_method_is_one_class_and_runs(monkeypatch):
     teacher, student = nets()
     res = distill(teacher, student, "dfad-tv", tiny_config("dfad"), info=INFO, progress=False)
     assert res.method.objective.term("tv") is not None and "dfad-tv" in METHODS
+
+
+@pytest.mark.parametrize("name,steps,reuse,synthesised", [("dfad", 5, 2, 3), ("noise", 4, 4, 1), ("pre-dfkd", 5, 1, 5),
+                                                          ("pre-dfkd", 5, 3, 2), ("mb-dfkd", 4, 2, 2),
+                                                          ("dafl", 3, 2, 1), ("dafl", 3, 1, 2)])
+def test_student_batch_reuse_synthesises_one_batch_per_reuse(name, steps, reuse, synthesised):
+    """A novel batch serves ``student_batch_reuse`` student steps (DAFL's first is the generator step's batch);
+    every step still updates the student, on the batch it was served."""
+    teacher, student = nets(name=name)
+    cfg = resolve_config(get_method(name), tiny_config(name, student_steps=steps, student_batch_reuse=reuse))
+    m = get_method(name)(teacher, student, INFO, cfg)
+    made, seen = [], []
+    synthesize, step = m.synthesize, m.labelled_student_step
+    m.synthesize = lambda n, generator=None: made.append(synthesize(n, generator)) or made[-1]
+    m.labelled_student_step = lambda x, t=None: seen.append(x) or step(x, t)
+    before = [p.clone() for p in m.student.parameters()]
+    m.iteration(0)
+    assert len(made) == synthesised and len(seen) == steps
+    n = cfg.batch_size
+    fresh = [k for k in range(steps) if k % reuse == 0 and not (name == "dafl" and k == 0)]
+    for k, x in enumerate(seen):  # the novel part of step k is the batch synthesised at its block's start
+        block = max((j for j in fresh if j <= k), default=None)
+        if block is not None:
+            assert torch.equal(x[:n], made[fresh.index(block)])
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.student.parameters()))
+
+
+def test_pool_methods_refuse_batch_reuse():
+    with pytest.raises(DfkdError, match="student_batch_reuse.*pool"):
+        resolve_config(get_method("adi"), tiny_config("adi", student_batch_reuse=2))

@@ -24,7 +24,7 @@ Conventions the official PRE-DFKD code breaks and we keep:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -214,6 +214,18 @@ class Method:
     def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A detached novel batch from the synthesizer (the method's precision)."""
         return self.synth.sample(n, generator)
+
+    def student_batches(self, steps: int, first: tuple[torch.Tensor, torch.Tensor | None] | None = None
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(novel batch, its teacher logits or None) for each of ``steps`` student steps: a fresh batch every
+        ``student_batch_reuse`` steps, the same one in between. ``first``: a batch (and logits) already synthesised
+        this iteration, e.g. by the generator step, served first."""
+        reuse = self.cfg.student_batch_reuse
+        x, t = first if first is not None else (None, None)
+        for k in range(steps):
+            if k % reuse == 0 and not (k == 0 and x is not None):
+                x, t = self.synthesize(self.cfg.batch_size), None
+            yield x, t
 
     def generator_step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """One generator update on the objective: (logged terms, the batch (detached), its teacher logits)."""

@@ -44,12 +44,8 @@ class DAFL(Method):
         x, t_logits = None, None
         for _ in range(self.cfg.generator_steps):
             out, x, t_logits = self.generator_step()
-        s_losses = []
-        for k in range(self.cfg.student_steps):
-            if k == 0 and x is not None:
-                s_losses.append(self.student_step(x, t_logits))
-            else:
-                s_losses.append(self.student_step(self.synthesize(self.cfg.batch_size)))
+        first = (x, t_logits) if x is not None else None  # the generator step's batch serves the first step
+        s_losses = [self.student_step(xs, ts) for xs, ts in self.student_batches(self.cfg.student_steps, first)]
         if s_losses:
             out["s_loss"] = torch.stack(s_losses).mean()
         return out

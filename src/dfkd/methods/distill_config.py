@@ -27,6 +27,9 @@ class DistillConfig:
     iterations: int = 1000  # budget: number of iterations (each = generator step(s) + student steps)
     batch_size: int = 256  # novel synthetic samples per step
     student_steps: int = 5  # student updates per iteration
+    # Student steps each synthesised novel batch serves (1: a fresh batch every step). A batch reused k times
+    # costs one synthesis for k student steps; with augmentation on, every reuse is augmented anew.
+    student_batch_reuse: int = 1
     generator_steps: int = 1  # generator updates per iteration
     generator: str = "dcgan"  # a registered generator (dfkd list generators)
     generator_options: dict[str, Any] = field(default_factory=dict)  # the generator's own settings
@@ -89,7 +92,8 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
-                         "generator_width", "collapse_patience")
+                         "generator_width", "collapse_patience",
+                         "student_batch_reuse")
         require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
                              "signal_samples",
                              "max_rollbacks", "augment_crop",

@@ -16,6 +16,7 @@ import torch
 
 from ..data.augment import default_augmentation
 from ..parts import Part
+from ..errors import DfkdError
 from ..synthesizers import PoolSettings, SyntheticPool
 from .base import Method
 from .distill_config import DistillConfig, require_positive
@@ -28,6 +29,9 @@ class PoolConfig(DistillConfig, PoolSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "pool_size")
+        if self.student_batch_reuse != 1:
+            raise DfkdError("config 'student_batch_reuse' does not apply to a pool method: every student batch is "
+                            "drawn from the pool")
 
 
 class PoolMethod(Method):

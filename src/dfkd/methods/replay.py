@@ -23,6 +23,7 @@ from .distill_config import DistillConfig, require_non_negative
 class ReplayConfig(DistillConfig):
     student_steps: int = 10  # PRE-DFKD code: kd_iter 10 student steps per generator step
     batch_size: int = 1024  # PRE-DFKD code (CIFAR); suites size it for the machine
+    generator: str = "pre-dfkd"  # PRE-DFKD code: spectral norm, U(-0.08, 0.08) init, BN eps 0.8
     lr_generator: float = 0.02  # PRE-DFKD code
     lr_student: float = 0.1  # PRE-DFKD code: SGD, momentum 0.9, wd 5e-4, cosine
     w_one_hot: float = 1.0  # PRE-DFKD code (oh)
@@ -66,8 +67,7 @@ class ReplayMethod(Method):
         for _ in range(c.generator_steps):
             out, _, _ = self.generator_step()
         s_losses, mem_logs = [], {}
-        for step in range(c.student_steps):
-            x_novel = self.synthesize(c.batch_size)  # (B, C, H, W)
+        for step, (x_novel, _) in enumerate(self.student_batches(c.student_steps)):  # x_novel: (B, C, H, W)
             x = x_novel
             if it >= c.replay_start and self.n_replay > 0:
                 x_replay = self.replay_batch(self.n_replay, it)  # (B * replay_ratio, C, H, W)

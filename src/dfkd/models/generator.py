@@ -21,6 +21,15 @@ with w = 64 in DAFL/PRE-DFKD/CMI (128 and 64 channels). H and W must be divisibl
 - ``sigmoid`` (CMI, Fast-DFKD, NAYER): sigmoid gives pixels in [0, 1], then the data set's normaliser
   ``(p - mean) / std``: every sample is a valid image;
 - ``linear``: the raw conv output, for a decoder that must reproduce another generator's samples.
+
+Other options: ``spectral_norm`` (wrap every conv in spectral normalisation, Miyato et al. ICLR 2018),
+``init_range`` (weights of the convs and the linear layer ~ U(-r, r), biases 0; 0 keeps PyTorch's default
+init) and ``bn_eps`` (eps of the two BatchNorms after the convs).
+
+``pre-dfkd``: the novel generator of the official PRE-DFKD code (kuluhan/PRE-DFKD, networks/generator.py),
+the ``dcgan`` shape with its three convs in spectral norm, U(-0.08, 0.08) init and ``BatchNorm2d(c, 0.8)``
+after the convs (the second positional argument of BatchNorm2d is eps, so eps = 0.8: a large eps that damps
+the normalisation). Same options as ``dcgan``, with those as defaults.
 """
 from __future__ import annotations
 
@@ -68,22 +77,31 @@ class Normalize(nn.Module):
 class DCGANGenerator(Generator):
     def __init__(self, latent_dim: int = 100, out_shape: tuple[int, int, int] = (1, 32, 32), width: int = 64,
                  output: str = "tanh_bn", mean: tuple[float, ...] | None = None,
-                 std: tuple[float, ...] | None = None) -> None:
+                 std: tuple[float, ...] | None = None, spectral_norm: bool = False, init_range: float = 0.0,
+                 bn_eps: float = 1e-5) -> None:
         super().__init__()
         c, h, w = out_shape
         if h % 4 or w % 4:
             raise ValueError(f"generator output H and W must be divisible by 4, got {h}x{w}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if not (init_range >= 0 and bn_eps > 0):
+            raise ValueError(f"init_range must be >= 0 and bn_eps > 0, got {init_range} and {bn_eps}")
         self.latent_dim, self.out_shape = latent_dim, tuple(out_shape)
         self.init_hw = (h // 4, w // 4)
         self.project = nn.Linear(latent_dim, 2 * width * self.init_hw[0] * self.init_hw[1])
         self.bn0 = nn.BatchNorm2d(2 * width)
-        self.block1 = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 3, 1, 1), nn.BatchNorm2d(2 * width),
-                                    nn.LeakyReLU(0.2, inplace=True))
-        self.block2 = nn.Sequential(nn.Conv2d(2 * width, width, 3, 1, 1), nn.BatchNorm2d(width),
-                                    nn.LeakyReLU(0.2, inplace=True))
-        self.to_image = nn.Conv2d(width, c, 3, 1, 1)
+        convs = [nn.Conv2d(2 * width, 2 * width, 3, 1, 1), nn.Conv2d(2 * width, width, 3, 1, 1),
+                 nn.Conv2d(width, c, 3, 1, 1)]
+        if init_range > 0:
+            for m in (self.project, *convs):
+                nn.init.uniform_(m.weight, -init_range, init_range)
+                nn.init.zeros_(m.bias)
+        if spectral_norm:  # after the init: the parametrisation starts from the initialised weight
+            convs = [nn.utils.parametrizations.spectral_norm(conv) for conv in convs]
+        self.block1 = nn.Sequential(convs[0], nn.BatchNorm2d(2 * width, eps=bn_eps), nn.LeakyReLU(0.2, inplace=True))
+        self.block2 = nn.Sequential(convs[1], nn.BatchNorm2d(width, eps=bn_eps), nn.LeakyReLU(0.2, inplace=True))
+        self.to_image = convs[2]
         if output == "tanh_bn":
             self.out_act = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(c, affine=False))
         elif output == "sigmoid":
@@ -101,10 +119,20 @@ class DCGANGenerator(Generator):
 
 @register_generator("dcgan")
 def dcgan(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
-          output: str = "tanh_bn") -> Generator:
-    """The DAFL/CMI generator; option ``output``: tanh_bn (default) | sigmoid | linear (module docstring)."""
+          output: str = "tanh_bn", spectral_norm: bool = False, init_range: float = 0.0,
+          bn_eps: float = 1e-5) -> Generator:
+    """The DAFL/CMI generator; options ``output``: tanh_bn (default) | sigmoid | linear, ``spectral_norm``,
+    ``init_range``, ``bn_eps`` (module docstring)."""
     mean, std = (info.mean, info.std) if info is not None else (None, None)
-    return DCGANGenerator(latent_dim, out_shape, width, output, mean, std)
+    return DCGANGenerator(latent_dim, out_shape, width, output, mean, std, spectral_norm, init_range, bn_eps)
+
+
+@register_generator("pre-dfkd")
+def pre_dfkd(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
+             output: str = "tanh_bn", spectral_norm: bool = True, init_range: float = 0.08,
+             bn_eps: float = 0.8) -> Generator:
+    """The official PRE-DFKD novel generator: ``dcgan`` with spectral norm, U(-0.08, 0.08) init, BN eps 0.8."""
+    return dcgan(latent_dim, out_shape, width, info, output, spectral_norm, init_range, bn_eps)
 
 
 def create_generator(name: str, *, latent_dim: int, out_shape: tuple[int, int, int], width: int = 64,
