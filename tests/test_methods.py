@@ -206,14 +206,20 @@ def test_pre_dfkd_plus_uses_the_bn_prior_only_with_a_bn_teacher():
     cfg = resolve_config(cls, tiny_config("pre-dfkd+"))
     teacher, student = nets()  # LeNet: no BatchNorm, so no prior and no error
     m = cls(teacher, student, INFO, cfg)
-    assert m.cfg.w_bn == 0 and m.objective.term("bn") is None
+    assert m.cfg.w_bn == 0 and m.objective.term("bn") is None and m.cfg.w_activation == 0.1
     bn_teacher = create_model("cnn-bn", num_classes=10, in_channels=1, width=4)
     m = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO, cfg)
     assert m.cfg.w_bn == cfg.w_bn_auto == 1.0 and m.objective.term("bn") is not None
+    # with the BN prior the activation prior goes (DataFree's rule), so its term is not in the objective
+    assert m.cfg.w_activation == cfg.w_activation_bn == 0 and m.objective.term("activation") is None
     out, _, _ = m.generator_step()
     assert "g_bn" in out and torch.isfinite(out["g_bn"])
     m.close()
     assert not any(mod._forward_hooks for mod in bn_teacher.modules())
+    explicit = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO,
+                   resolve_config(cls, tiny_config("pre-dfkd+", w_bn=2.0)))
+    assert explicit.cfg.w_activation == 0.1 and explicit.objective.term("activation") is not None
+    explicit.close()
     off = cls(bn_teacher, create_model("lenet5-half", num_classes=10, in_channels=1), INFO,
               resolve_config(cls, tiny_config("pre-dfkd+", w_bn_auto=0)))
     assert off.objective.term("bn") is None

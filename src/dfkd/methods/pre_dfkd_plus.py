@@ -6,8 +6,9 @@ Additions (each one a shared option of every method, set here by default):
 - BatchNorm-statistics prior (DeepInversion, Yin et al. CVPR 2020; weight 1 as in DFQ/CMI's generator
   setups), switched on automatically when the teacher has BatchNorm layers:
       L_G = L_G^PRE-DFKD + w_bn * sum_l ( ||mean(x_l) - mu_l||_2 + ||var(x_l) - sigma2_l||_2 )
-  ``w_bn_auto`` is that weight; a teacher without BatchNorm (LeNet-5) runs without the term instead of
-  failing, and an explicit ``w_bn`` > 0 overrides it (and still requires BatchNorm layers).
+  ``w_bn_auto`` is that weight; with it the activation prior's weight becomes ``w_activation_bn`` (0, as
+  DataFree does whenever the BN prior is on). A teacher without BatchNorm (LeNet-5) runs without the term
+  instead of failing, and an explicit ``w_bn`` > 0 overrides both (and still requires BatchNorm layers).
 - Augmented student batches (random crop with zero padding and horizontal flip, as CMI and Fast-DFKD
   train their students), with the augmentation teachers of the data set are trained with
   (``dfkd.data.augment.default_augmentation``: crop 4 + flip for natural images, none for digits and
@@ -37,11 +38,14 @@ from .pre_dfkd import PREDFKD, PREDFKDConfig
 @dataclass
 class PREDFKDPlusConfig(PREDFKDConfig):
     w_bn_auto: float = 1.0  # BN prior weight used when w_bn is 0 and the teacher has BatchNorm layers
+    # activation-prior weight that goes with the automatic BN prior (DataFree's rule: the activation prior is off
+    # whenever the BN prior is on; unbounded, it saturates an eval-mode BN teacher's softmax)
+    w_activation_bn: float = 0.0
     augment_auto: bool = True  # the data set's teacher-training augmentation when augment_crop/flip are unset
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_non_negative(self, "w_bn_auto")
+        require_non_negative(self, "w_bn_auto", "w_activation_bn")
 
 
 @register_method("pre-dfkd+")
@@ -55,7 +59,7 @@ class PREDFKDPlus(PREDFKD):
         """The BN prior when the teacher has BatchNorm, the data set's augmentation when none is set (idempotent:
         the loop saves the result as the run's config)."""
         if cfg.w_bn == 0 and cfg.w_bn_auto > 0 and batchnorm_layers(teacher):
-            cfg = dataclasses.replace(cfg, w_bn=cfg.w_bn_auto)
+            cfg = dataclasses.replace(cfg, w_bn=cfg.w_bn_auto, w_activation=cfg.w_activation_bn)
         if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
             aug = default_augmentation(info.name)
             cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip)
