@@ -1,10 +1,11 @@
 """End to end on real data (digits): every method's student clearly beats a student distilled on pure
 Gaussian noise with the same budget (the DFAD paper's random baseline).
 
-Budget: 100 iterations x 5 student steps x 64 samples, the suites' learning rates. Measured mu over seeds
-0-2 (one teacher): noise about 40-44; DFAD 54.2 / 62.0 / 53.7 (the slowest starter, as in its paper);
-PRE-DFKD 80.2 / 79.9 / 79.4. A margin of 8 points of mu fails a method whose generator or loss is broken:
-it then stays at the noise level or below."""
+Budget: 100 iterations x 5 student steps x 64 samples, the suites' learning rates. Measured mu for seeds
+0 / 1 / 2 (one teacher, 2026-11-25): noise 25.1 / 18.7 / 20.9;
+DAFL 63.9 / 78.8 / 56.6; DFAD 54.3 / 61.1 / 52.2; MB-DFKD 80.7 / 70.0 / 78.1; PRE-DFKD 74.7 / 75.1 / 76.9;
+PRE-DFKD+ 63.6 / 79.4 / 71.3 (finals 58-88). A margin of 20 points of mu (the smallest measured is 31) fails
+a method whose generator or loss is broken: it then stays at the noise level or below."""
 import pytest
 
 from dfkd import create_model, load_dataset, recipe, train_teacher
@@ -17,6 +18,7 @@ BUDGET = {"iterations": 100, "batch_size": 64, "student_steps": 5, "generator_wi
 METHOD = {"noise": {"lr_student": 0.1}, "dfad": {"lr_student": 0.03}, "dafl": {"lr_student": 0.01},
           "pre-dfkd": {"lr_student": 0.1, "vae_updates": 2, "lr_generator": 1e-3},
           "mb-dfkd": {"lr_student": 0.1, "lr_generator": 1e-3}}
+METHOD["pre-dfkd+"] = METHOD["pre-dfkd"]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +32,10 @@ def setup():
     return data, teacher, noise
 
 
-@pytest.mark.parametrize("method", ["dafl", "dfad", "mb-dfkd", "pre-dfkd"])
+@pytest.mark.parametrize("method", ["dafl", "dfad", "mb-dfkd", "pre-dfkd", "pre-dfkd+"])
 def test_method_beats_noise_baseline(setup, method):
     data, teacher, noise = setup
     s = distill(teacher, "lenet5-half", method, {**BUDGET, **METHOD[method]}, info=data.info, eval_data=data,
                 progress=False).summary
     assert s["teacher_acc"] > 95
-    assert s["mu"] >= noise["mu"] + 8, (s, noise)
+    assert s["mu"] >= noise["mu"] + 20, (s, noise)
