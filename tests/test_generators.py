@@ -72,3 +72,24 @@ def test_generator_option_errors_name_the_generator():
         create_generator("pre-dfkd", latent_dim=8, out_shape=(1, 32, 32), bn_eps=0)
     with pytest.raises(DfkdError, match="cannot build generator 'dcgan'.*colour"):
         create_generator("dcgan", latent_dim=8, out_shape=(1, 32, 32), colour=True)
+
+
+def test_border_is_black_and_the_inside_is_synthesised():
+    torch.manual_seed(0)
+    g = create_generator("pre-dfkd", latent_dim=8, out_shape=(1, 32, 32), width=4, info=FMNIST, output="sigmoid",
+                         border=2)
+    x = g(torch.randn(16, 8))
+    black = (0 - FMNIST.mean[0]) / FMNIST.std[0]  # pixel 0, normalised: what zero padding gives real images
+    inner = torch.zeros_like(x, dtype=torch.bool)
+    inner[..., 2:-2, 2:-2] = True
+    assert x.shape == (16, 1, 32, 32) and torch.allclose(x[~inner], torch.tensor(black))
+    assert (x[inner] > black + 1e-3).all()  # sigmoid > 0 inside
+    x.sum().backward()  # gradients reach the generator through the padded image
+    assert g.project.weight.grad.abs().sum() > 0
+
+
+def test_border_errors():
+    with pytest.raises(DfkdError, match="border needs a sigmoid output"):
+        create_generator("dcgan", latent_dim=8, out_shape=(1, 32, 32), border=2)
+    with pytest.raises(DfkdError, match="divisible by 4"):
+        create_generator("dcgan", latent_dim=8, out_shape=(1, 32, 32), border=1, output="sigmoid")

@@ -27,7 +27,10 @@ with w = 64 in DAFL/PRE-DFKD/CMI (128 and 64 channels). H and W must be divisibl
 
 Other options: ``spectral_norm`` (wrap every conv in spectral normalisation, Miyato et al. ICLR 2018),
 ``init_range`` (weights of the convs and the linear layer ~ U(-r, r), biases 0; 0 keeps PyTorch's default
-init) and ``bn_eps`` (eps of the two BatchNorms after the convs).
+init), ``bn_eps`` (eps of the two BatchNorms after the convs) and ``border`` (with a sigmoid output: the
+generator synthesises the inner (H - 2b) x (W - 2b) pixels and surrounds them with b black pixels, as
+MNIST-like images are zero-padded from 28x28 to the 32x32 input of the LeNet family; the teacher never saw
+anything else in that border).
 
 ``pre-dfkd``: the novel generator of the official PRE-DFKD code (kuluhan/PRE-DFKD, networks/generator.py),
 the ``dcgan`` shape with its three convs in spectral norm, U(-0.08, 0.08) init and ``BatchNorm2d(c, 0.8)``
@@ -81,16 +84,20 @@ class DCGANGenerator(Generator):
     def __init__(self, latent_dim: int = 100, out_shape: tuple[int, int, int] = (1, 32, 32), width: int = 64,
                  output: str = "tanh_bn", mean: tuple[float, ...] | None = None,
                  std: tuple[float, ...] | None = None, spectral_norm: bool = False, init_range: float = 0.0,
-                 bn_eps: float = 1e-5) -> None:
+                 bn_eps: float = 1e-5, border: int = 0) -> None:
         super().__init__()
-        c, h, w = out_shape
-        if h % 4 or w % 4:
-            raise ValueError(f"generator output H and W must be divisible by 4, got {h}x{w}")
+        c, full_h, full_w = out_shape
+        h, w = full_h - 2 * border, full_w - 2 * border  # the synthesised part, inside the black border
+        if border < 0 or h <= 0 or w <= 0 or h % 4 or w % 4:
+            raise ValueError(f"generator output H and W (less twice the border {border}) must be positive and "
+                             f"divisible by 4, got {full_h}x{full_w}")
+        if border and output not in ("sigmoid", "bn_sigmoid"):
+            raise ValueError("a border needs a sigmoid output (black is pixel 0 of the data set's normaliser)")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if not (init_range >= 0 and bn_eps > 0):
             raise ValueError(f"init_range must be >= 0 and bn_eps > 0, got {init_range} and {bn_eps}")
-        self.latent_dim, self.out_shape = latent_dim, tuple(out_shape)
+        self.latent_dim, self.out_shape, self.border = latent_dim, tuple(out_shape), border
         self.init_hw = (h // 4, w // 4)
         self.project = nn.Linear(latent_dim, 2 * width * self.init_hw[0] * self.init_hw[1])
         self.bn0 = nn.BatchNorm2d(2 * width)
@@ -118,25 +125,29 @@ class DCGANGenerator(Generator):
         x = F.interpolate(self.bn0(x), scale_factor=2)  # (B, 2w, H/2, W/2)
         x = F.interpolate(self.block1(x), scale_factor=2)  # (B, 2w, H, W)
         x = self.block2(x)  # (B, w, H, W)
-        return self.out_act(self.to_image(x))  # (B, C, H, W)
+        x = self.out_act(self.to_image(x))  # (B, C, H, W), H and W less the border
+        if self.border:  # black (pixel 0 in normalised units) all round, as zero-padded real images
+            black = self.out_act[-1](torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device))
+            x = F.pad(x - black, (self.border,) * 4) + black
+        return x
 
 
 @register_generator("dcgan")
 def dcgan(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
           output: str = "tanh_bn", spectral_norm: bool = False, init_range: float = 0.0,
-          bn_eps: float = 1e-5) -> Generator:
+          bn_eps: float = 1e-5, border: int = 0) -> Generator:
     """The DAFL/CMI generator; options ``output``: tanh_bn (default) | sigmoid | bn_sigmoid | linear, ``spectral_norm``,
-    ``init_range``, ``bn_eps`` (module docstring)."""
+    ``init_range``, ``bn_eps``, ``border`` (module docstring)."""
     mean, std = (info.mean, info.std) if info is not None else (None, None)
-    return DCGANGenerator(latent_dim, out_shape, width, output, mean, std, spectral_norm, init_range, bn_eps)
+    return DCGANGenerator(latent_dim, out_shape, width, output, mean, std, spectral_norm, init_range, bn_eps, border)
 
 
 @register_generator("pre-dfkd")
 def pre_dfkd(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
              output: str = "tanh_bn", spectral_norm: bool = True, init_range: float = 0.08,
-             bn_eps: float = 0.8) -> Generator:
+             bn_eps: float = 0.8, border: int = 0) -> Generator:
     """The official PRE-DFKD novel generator: ``dcgan`` with spectral norm, U(-0.08, 0.08) init, BN eps 0.8."""
-    return dcgan(latent_dim, out_shape, width, info, output, spectral_norm, init_range, bn_eps)
+    return dcgan(latent_dim, out_shape, width, info, output, spectral_norm, init_range, bn_eps, border)
 
 
 def create_generator(name: str, *, latent_dim: int, out_shape: tuple[int, int, int], width: int = 64,
