@@ -278,12 +278,14 @@ def test_mixup_replaces_a_fraction_of_the_batch_by_convex_combinations():
         resolve_config(get_method("dfad"), {"augment_mixup": 1.5})
 
 
-def test_pre_dfkd_plus_is_pre_dfkd_when_no_addition_applies():
-    # LeNet teacher (no BatchNorm) on digits (no augmentation): the same run, bit for bit.
+def test_pre_dfkd_plus_is_pre_dfkd_with_in_range_outputs_when_nothing_else_applies():
+    # LeNet teacher (no BatchNorm) on digits (no augmentation): the same run as pre-dfkd with sigmoid outputs,
+    # bit for bit.
     students = []
-    for name in ("pre-dfkd", "pre-dfkd+"):
+    for name, extra in (("pre-dfkd", {"generator_options": {"output": "sigmoid"}}), ("pre-dfkd+", {})):
         teacher, student = nets()
-        students.append(distill(teacher, student, name, tiny_config(name), info=INFO, progress=False).student)
+        students.append(distill(teacher, student, name, tiny_config(name, **extra), info=INFO,
+                                progress=False).student)
     assert all(torch.equal(a, b) for a, b in zip(students[0].state_dict().values(), students[1].state_dict().values()))
 
 

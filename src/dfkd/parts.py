@@ -11,9 +11,10 @@ the student, the data set's description, the method's config, and the method's p
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -35,6 +36,21 @@ class Part:
     def __post_init__(self) -> None:
         if self.optimizer is not None and self.lr_key is None:
             raise ValueError(f"part '{self.name}' has an optimizer but no lr_key")
+
+
+@contextlib.contextmanager
+def keep_buffers(modules: Iterable[nn.Module]) -> Iterator[None]:
+    """Restore every buffer of ``modules`` on exit: drawing samples for a measurement or a plot runs generators in
+    training mode, which moves BatchNorm running statistics and spectral norm's power-iteration vectors; the
+    training run must not see that it was measured."""
+    buffers = [b for m in modules for b in m.buffers()]
+    saved = [b.detach().clone() for b in buffers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, v in zip(buffers, saved):
+                b.copy_(v)
 
 
 def module_bytes(module: nn.Module) -> int:

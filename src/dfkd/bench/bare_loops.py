@@ -31,7 +31,8 @@ def _bare_setup(info, teacher, student, cfg, fast: bool):
 
     fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
     gen = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
-                           width=cfg.generator_width).to(memory_format=fmt).train()
+                           width=cfg.generator_width, info=info, **cfg.generator_options
+                           ).to(memory_format=fmt).train()
     teacher = teacher.to(memory_format=fmt).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

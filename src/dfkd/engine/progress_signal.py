@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 
 from ..models.train_modes import eval_mode
+from ..parts import keep_buffers
 
 
 @torch.no_grad()
@@ -32,10 +33,11 @@ def _agreement(method, x: torch.Tensor) -> float:
 def synthetic_agreement(method, n: int, seed: int) -> dict[str, float]:
     """Agreement on ``n`` fresh novel (and replay) samples, drawn with ``torch.Generator().manual_seed(seed)``."""
     g = torch.Generator().manual_seed(seed)
-    out = {"agree_novel": _agreement(method, method.sample_novel(n, generator=g))}
-    x = method.sample_replay(n, generator=g)
-    if x is not None and x.shape[0] > 0:
-        out["agree_replay"] = _agreement(method, x)
+    with keep_buffers(method.modules().values()):  # the run's generator/VAE buffers stay as training left them
+        out = {"agree_novel": _agreement(method, method.sample_novel(n, generator=g))}
+        x = method.sample_replay(n, generator=g)
+        if x is not None and x.shape[0] > 0:
+            out["agree_replay"] = _agreement(method, x)
     return out
 
 

@@ -8,6 +8,7 @@ import torch
 from ..data.info import DatasetInfo
 from ..io_utils import atomic_write
 from ..methods import Method
+from ..parts import keep_buffers
 
 
 def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64) -> None:
@@ -15,7 +16,7 @@ def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64)
     def to_uint8(x: torch.Tensor) -> torch.Tensor:
         return (info.denormalize(x.float()) * 255).round().to(torch.uint8).contiguous()
 
-    with torch.no_grad():
+    with torch.no_grad(), keep_buffers(method.modules().values()):
         grids = {"novel": to_uint8(method.sample_novel(n))}
         replay = method.sample_replay(n)
         if replay is not None and replay.shape[0]:
