@@ -75,10 +75,15 @@ def run_case(method: str, teacher_arch: str, dataset: str, extra: dict) -> dict:
     teacher = create_model(teacher_arch, **kw, **teacher_kw)
     student = create_model("lenet5-half", **kw)
     cfg = {**TINY, **EXTRA.get(method, {}), **extra}
-    with tempfile.TemporaryDirectory() as tmp:
-        result = distill(teacher, student, method, cfg, info=info, out_dir=tmp, progress=False,
-                         student_arch="lenet5-half")
-        rows = [json.loads(l) for l in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU kernels split reductions by thread count: pin it, so any machine reproduces
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = distill(teacher, student, method, cfg, info=info, out_dir=tmp, progress=False,
+                             student_arch="lenet5-half")
+            rows = [json.loads(l) for l in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+    finally:
+        torch.set_num_threads(threads)
     for r in rows:
         r.pop("wall_seconds", None)
     state = result.method.state_dict()

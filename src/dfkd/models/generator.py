@@ -136,8 +136,8 @@ class DCGANGenerator(Generator):
 def dcgan(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
           output: str = "tanh_bn", spectral_norm: bool = False, init_range: float = 0.0,
           bn_eps: float = 1e-5, border: int = 0) -> Generator:
-    """The DAFL/CMI generator; options ``output``: tanh_bn (default) | sigmoid | bn_sigmoid | linear, ``spectral_norm``,
-    ``init_range``, ``bn_eps``, ``border`` (module docstring)."""
+    """The DAFL/CMI generator; options: output (tanh_bn | sigmoid | bn_sigmoid | linear), spectral_norm, init_range,
+    bn_eps, border (module docstring)."""
     mean, std = (info.mean, info.std) if info is not None else (None, None)
     return DCGANGenerator(latent_dim, out_shape, width, output, mean, std, spectral_norm, init_range, bn_eps, border)
 
