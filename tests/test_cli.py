@@ -157,3 +157,22 @@ def test_list_shows_every_registry(kind, expected):
     r = run_cli("list", kind)
     assert r.returncode == 0, r.stderr
     assert any(line.split()[0] == expected for line in r.stdout.splitlines())
+
+
+def _probe_many(path, n):
+    from dfkd.cli.common import prepare_out_dir
+    for _ in range(n):
+        prepare_out_dir(path, "student.pt", overwrite=False)
+
+
+def test_processes_preparing_one_out_dir_at_once_do_not_trip_each_other(tmp_path):
+    """torchrun ranks check the same --out concurrently; each probes writability with a file of its own."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_probe_many, args=(tmp_path / "run", 300)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert list((tmp_path / "run").iterdir()) == []  # no probe left behind

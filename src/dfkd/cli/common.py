@@ -46,7 +46,7 @@ def prepare_out_dir(out: str | os.PathLike, marker: str, overwrite: bool, resuma
                         "another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".dfkd-write-test"
+        probe = path / f".dfkd-write-test-{os.getpid()}"  # one per process: torchrun ranks probe concurrently
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
