@@ -16,10 +16,10 @@ def _bounds(info):
     return (0 - mean) / std, (1 - mean) / std
 
 
-@pytest.mark.parametrize("name,output", [("dcgan", "sigmoid"), ("pre-dfkd", "sigmoid"), ("pre-dfkd", "bn_sigmoid")])
-def test_sigmoid_output_stays_inside_the_normalisers_bounds(name, output):
+@pytest.mark.parametrize("name", ["dcgan", "pre-dfkd"])
+def test_sigmoid_output_stays_inside_the_normalisers_bounds(name):
     torch.manual_seed(0)
-    g = create_generator(name, latent_dim=8, out_shape=(1, 32, 32), width=4, info=FMNIST, output=output)
+    g = create_generator(name, latent_dim=8, out_shape=(1, 32, 32), width=4, info=FMNIST, output="sigmoid")
     with torch.no_grad():
         for p in g.parameters():
             p.mul_(20)  # saturating weights: the raw outputs are huge, the images must stay valid
@@ -32,16 +32,6 @@ def test_sigmoid_output_stays_inside_the_normalisers_bounds(name, output):
     g = create_generator(name, latent_dim=8, out_shape=(1, 32, 32), width=4, info=FMNIST)
     x = g(torch.randn(64, 8))
     assert x.min() < lo.min() and abs(x.mean()) < 1e-3
-
-
-def test_bn_sigmoid_spreads_pixels_from_the_first_step():
-    """A fresh ``sigmoid`` generator makes near-uniform grey images; ``bn_sigmoid`` spreads the batch's pixels."""
-    spread = {}
-    for output in ("sigmoid", "bn_sigmoid"):
-        torch.manual_seed(0)
-        g = create_generator("pre-dfkd", latent_dim=100, out_shape=(1, 32, 32), width=32, info=FMNIST, output=output)
-        spread[output] = (g(torch.randn(128, 100)) * FMNIST.std[0]).std().item()  # pixel std in [0, 1] units
-    assert spread["sigmoid"] < 0.1 and spread["bn_sigmoid"] > 0.15
 
 
 def test_official_pre_dfkd_generator_options():

@@ -383,3 +383,18 @@ def test_student_batch_reuse_synthesises_one_batch_per_reuse(name, steps, reuse,
 def test_pool_methods_refuse_batch_reuse():
     with pytest.raises(DfkdError, match="student_batch_reuse.*pool"):
         resolve_config(get_method("adi"), tiny_config("adi", student_batch_reuse=2))
+
+
+@pytest.mark.parametrize("augment,teacher_passes", [(0, 2 + 1), (2, 4 + 1)])
+def test_a_reused_batch_keeps_its_teacher_logits_unless_augmented(augment, teacher_passes):
+    """DFAD, 4 student steps on 2 batches, then its generator step: the teacher labels each batch once, or each
+    augmented view when the student sees augmented batches."""
+    teacher, student = nets(name="dfad")
+    cfg = resolve_config(get_method("dfad"), tiny_config("dfad", student_steps=4, student_batch_reuse=2,
+                                                         augment_crop=augment))
+    m = get_method("dfad")(teacher, student, INFO, cfg)
+    calls = []
+    handle = teacher.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    m.iteration(0)
+    handle.remove()
+    assert len(calls) == teacher_passes

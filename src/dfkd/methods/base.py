@@ -227,6 +227,19 @@ class Method:
                 x, t = self.synthesize(self.cfg.batch_size), None
             yield x, t
 
+    def novel_student_steps(self, steps: int, first: tuple[torch.Tensor, torch.Tensor | None] | None = None
+                            ) -> list[torch.Tensor]:
+        """``steps`` student updates on ``student_batches``; a reused (unaugmented) batch keeps the teacher's logits
+        from its first step instead of another teacher pass. Returns the losses."""
+        losses, last = [], None
+        for x, t in self.student_batches(steps, first):
+            if t is None and last is not None and last[0] is x:
+                t = last[1]  # None again when the student saw an augmented batch
+            loss, t_x = self.labelled_student_step(x, t)
+            losses.append(loss)
+            last = (x, t_x)
+        return losses
+
     def generator_step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """One generator update on the objective: (logged terms, the batch (detached), its teacher logits)."""
         return self.synth.step()

@@ -45,7 +45,7 @@ class DAFL(Method):
         for _ in range(self.cfg.generator_steps):
             out, x, t_logits = self.generator_step()
         first = (x, t_logits) if x is not None else None  # the generator step's batch serves the first step
-        s_losses = [self.student_step(xs, ts) for xs, ts in self.student_batches(self.cfg.student_steps, first)]
+        s_losses = self.novel_student_steps(self.cfg.student_steps, first)
         if s_losses:
             out["s_loss"] = torch.stack(s_losses).mean()
         return out

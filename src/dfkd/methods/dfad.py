@@ -45,7 +45,7 @@ class DFAD(Method):
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)
-        s_losses = [self.student_step(x) for x, _ in self.student_batches(self.cfg.student_steps)]
+        s_losses = self.novel_student_steps(self.cfg.student_steps)
         out: dict[str, torch.Tensor] = {}
         for _ in range(self.cfg.generator_steps):
             out, _, _ = self.generator_step()

@@ -92,8 +92,7 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
-                         "generator_width", "collapse_patience",
-                         "student_batch_reuse")
+                         "generator_width", "collapse_patience", "student_batch_reuse")
         require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
                              "signal_samples",
                              "max_rollbacks", "augment_crop",

@@ -27,5 +27,5 @@ class NoiseBaseline(Method):
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)
-        s_losses = [self.student_step(x) for x, _ in self.student_batches(self.cfg.student_steps)]
+        s_losses = self.novel_student_steps(self.cfg.student_steps)
         return {"s_loss": torch.stack(s_losses).mean()} if s_losses else {}

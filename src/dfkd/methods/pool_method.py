@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from ..data.augment import default_augmentation
-from ..parts import Part
 from ..errors import DfkdError
+from ..parts import Part
 from ..synthesizers import PoolSettings, SyntheticPool
 from .base import Method
 from .distill_config import DistillConfig, require_positive

@@ -20,9 +20,6 @@ with w = 64 in DAFL/PRE-DFKD/CMI (128 and 64 channels). H and W must be divisibl
   batch (samples land in the range of normalised real images, but are not held inside it);
 - ``sigmoid`` (CMI, Fast-DFKD, NAYER): sigmoid gives pixels in [0, 1], then the data set's normaliser
   ``(p - mean) / std``: every sample is a valid image;
-- ``bn_sigmoid``: an (affine) BatchNorm before that sigmoid: in range as ``sigmoid``, and the batch's pixels
-  are spread over the sigmoid's range from the first step (a freshly initialised ``sigmoid`` generator
-  starts from near-uniform grey images);
 - ``linear``: the raw conv output, for a decoder that must reproduce another generator's samples.
 
 Other options: ``spectral_norm`` (wrap every conv in spectral normalisation, Miyato et al. ICLR 2018),
@@ -52,7 +49,7 @@ from ..registry import Registry
 GENERATORS: Registry[Callable[..., nn.Module]] = Registry("generator")
 register_generator = GENERATORS.register
 
-OUTPUTS = ("tanh_bn", "sigmoid", "bn_sigmoid", "linear")
+OUTPUTS = ("tanh_bn", "sigmoid", "linear")
 
 
 class Generator(nn.Module):
@@ -91,7 +88,7 @@ class DCGANGenerator(Generator):
         if border < 0 or h <= 0 or w <= 0 or h % 4 or w % 4:
             raise ValueError(f"generator output H and W (less twice the border {border}) must be positive and "
                              f"divisible by 4, got {full_h}x{full_w}")
-        if border and output not in ("sigmoid", "bn_sigmoid"):
+        if border and output != "sigmoid":
             raise ValueError("a border needs a sigmoid output (black is pixel 0 of the data set's normaliser)")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
@@ -114,9 +111,8 @@ class DCGANGenerator(Generator):
         self.to_image = convs[2]
         if output == "tanh_bn":
             self.out_act = nn.Sequential(nn.Tanh(), nn.BatchNorm2d(c, affine=False))
-        elif output in ("sigmoid", "bn_sigmoid"):
-            head = [nn.BatchNorm2d(c)] if output == "bn_sigmoid" else []
-            self.out_act = nn.Sequential(*head, nn.Sigmoid(), Normalize(mean or (0.0,) * c, std or (1.0,) * c))
+        elif output == "sigmoid":
+            self.out_act = nn.Sequential(nn.Sigmoid(), Normalize(mean or (0.0,) * c, std or (1.0,) * c))
         else:
             self.out_act = nn.Identity()
 
@@ -136,7 +132,7 @@ class DCGANGenerator(Generator):
 def dcgan(latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, info: DatasetInfo | None = None,
           output: str = "tanh_bn", spectral_norm: bool = False, init_range: float = 0.0,
           bn_eps: float = 1e-5, border: int = 0) -> Generator:
-    """The DAFL/CMI generator; options: output (tanh_bn | sigmoid | bn_sigmoid | linear), spectral_norm, init_range,
+    """The DAFL/CMI generator; options: output (tanh_bn | sigmoid | linear), spectral_norm, init_range,
     bn_eps, border (module docstring)."""
     mean, std = (info.mean, info.std) if info is not None else (None, None)
     return DCGANGenerator(latent_dim, out_shape, width, output, mean, std, spectral_norm, init_range, bn_eps, border)
