@@ -31,6 +31,7 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
+from .device import resolve_device
 from .errors import DfkdError
 
 
@@ -40,6 +41,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     owns_group: bool = False  # this process initialised the group (and so destroys it)
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))  # this process's device
 
     @property
     def enabled(self) -> bool:
@@ -55,7 +57,7 @@ class DistContext:
         if not self.enabled or not values:
             return values
         keys = sorted(values)
-        flat = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+        flat = torch.stack([values[k].detach().float().reshape(()).to(self.device) for k in keys])
         dist.all_reduce(flat)
         flat /= self.world_size
         return {k: flat[i] for i, k in enumerate(keys)}
@@ -63,7 +65,7 @@ class DistContext:
     def any(self, flag: bool) -> bool:
         if not self.enabled:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)  # NCCL reduces GPU tensors only
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -90,29 +92,40 @@ class DistContext:
             dist.destroy_process_group()
 
 
-def from_environment(timeout_s: float = 300.0) -> DistContext:
-    """Join the process group that ``torchrun`` describes in the environment (WORLD_SIZE > 1), else single."""
+def from_environment(timeout_s: float = 300.0, device: str | torch.device | None = "auto") -> DistContext:
+    """Join the process group that ``torchrun`` describes in the environment (WORLD_SIZE > 1), else single.
+    ``device`` (``dfkd.device.resolve_device``): a GPU rank computes on ``cuda:LOCAL_RANK`` and joins with NCCL;
+    CPU ranks join with gloo."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else 0
+    dev = resolve_device(device, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)  # NCCL and CUDA's default stream follow the current device
     if world <= 1:
-        return DistContext()
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        return DistContext(device=dev)
+    rank = int(os.environ.get("RANK", "0"))
     if dist.is_initialized():
-        return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+        return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device=dev)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
     try:
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
+                                **({"device_id": dev} if dev.type == "cuda" else {}))
     except Exception as exc:  # rendezvous failures are user-fixable (address, port, world size)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DfkdError(f"could not join the torchrun process group (rank {rank} of {world}): {first[:200]}") from None
-    return DistContext(rank, world, local_rank, owns_group=True)
+    return DistContext(rank, world, local_rank, owns_group=True, device=dev)
 
 
 def wrap_ddp(module: torch.nn.Module, ctx: DistContext, sync_bn: bool) -> torch.nn.Module:
-    """``module`` in DistributedDataParallel (optionally with SyncBatchNorm); itself when single-process."""
+    """``module`` in DistributedDataParallel (optionally with SyncBatchNorm); itself when single-process. The
+    module must already be on ``ctx.device``."""
     if not ctx.enabled:
         return module
     if sync_bn:
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if ctx.device.type == "cuda":
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=[ctx.device.index],
+                                                         output_device=ctx.device.index)
     return torch.nn.parallel.DistributedDataParallel(module)
 
 
@@ -123,7 +136,7 @@ def per_rank_config(cfg: Any, ctx: DistContext) -> Any:
     if cfg.batch_size % ctx.world_size:
         raise DfkdError(f"batch_size {cfg.batch_size} (the global batch) is not divisible by the {ctx.world_size} "
                         "processes; choose a multiple")
-    if cfg.sync_bn and not torch.cuda.is_available():
+    if cfg.sync_bn and ctx.device.type != "cuda":
         raise DfkdError("sync_bn needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation); set sync_bn=false")
     return dataclasses.replace(cfg, batch_size=cfg.batch_size // ctx.world_size)
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
 from .data.info import DatasetInfo
+from .precision import Precision
 
 
 @dataclass
@@ -74,14 +75,24 @@ class PartContext:
     info: DatasetInfo
     cfg: Any  # the method's config (a ``DistillConfig`` subclass)
     memory_format: torch.memory_format
-    precision: Callable[[], ContextManager]  # the forward passes' autocast context
+    precision: Precision  # the synthesis passes' precision: ``precision()`` is its autocast context
     wrap: Callable[[nn.Module], nn.Module]  # DDP wrapper for passes that train a part (identity in one process)
 
     @property
     def device(self) -> torch.device:
         """Where the run computes: the teacher's device (parts create their tensors there)."""
-        t = next(itertools.chain(self.teacher.parameters(), self.teacher.buffers()), None)
-        return t.device if t is not None else torch.device("cpu")
+        return module_device(self.teacher)
+
+    def place(self, module: nn.Module) -> nn.Module:
+        """A part built on the host (seeded, so the same on every device), moved to the run's device and memory
+        format."""
+        return module.to(device=self.device, memory_format=self.memory_format)
 
 
-__all__ = ["Part", "PartContext", "module_bytes", "optimizer_state_bytes"]
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for a module with neither)."""
+    t = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return t.device if t is not None else torch.device("cpu")
+
+
+__all__ = ["Part", "PartContext", "keep_buffers", "module_bytes", "module_device", "optimizer_state_bytes"]

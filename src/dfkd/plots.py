@@ -95,7 +95,7 @@ def plot_samples(run: dict, path: Path) -> Path | None:
     samples_file = run["dir"] / "samples.pt"
     if not samples_file.exists():
         return None
-    grids = torch.load(samples_file, weights_only=True)
+    grids = torch.load(samples_file, map_location="cpu", weights_only=True)
     plt = _pyplot()
     panels = [(k, grids[k]) for k in ("novel", "replay") if k in grids]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)

@@ -31,7 +31,8 @@ from .data import ImageDataset, augment_batch, iterate_batches
 from .data.augment import Augmentation, default_augmentation
 from .errors import DfkdError
 from .evaluate import accuracy
-from .precision import precision_context
+from .device import choose_precision, resolve_device, to_cpu, to_device
+from .precision import Precision
 from .rng import rng_state, seed_everything, set_rng_state
 from .metrics_log import MetricsLog
 from .progress import Progress
@@ -95,9 +96,9 @@ STATE_FILE = "teacher-state.pt"
 
 def _save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, cfg: TeacherConfig,
                 epoch: int, step: int, metrics: dict[str, Any]) -> None:
-    state = {"format": 1, "config": to_plain(cfg), "epoch": epoch, "step": step, "metrics": metrics,
-             "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-             "rng": rng_state()}
+    state = to_cpu({"format": 1, "config": to_plain(cfg), "epoch": epoch, "step": step, "metrics": metrics,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                    "rng": rng_state()})
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -105,7 +106,7 @@ def _load_state(path: Path, cfg: TeacherConfig) -> dict[str, Any]:
     from .engine.run_dir import config_differences
 
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a checkpoint
         raise DfkdError(f"cannot read '{path}' ({type(exc).__name__}); it is truncated or corrupt; start over with "
                         "--overwrite") from None
@@ -118,11 +119,13 @@ def _load_state(path: Path, cfg: TeacherConfig) -> dict[str, Any]:
 
 def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, arch: str = "custom",
                   arch_kwargs: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
-                  progress: bool = True, resume: bool = False) -> dict[str, Any]:
+                  progress: bool = True, resume: bool = False, device: str | torch.device = "auto") -> dict[str, Any]:
     """Train ``model`` in place on ``data``; write ``teacher.pt`` and ``metrics.jsonl`` to ``out_dir``.
 
     Returns the final metrics (``test_acc`` is the accuracy of the final model; no epoch is picked on the
-    test set). With ``resume`` and a ``teacher-state.pt`` in ``out_dir``, training continues from it.
+    test set). With ``resume`` and a ``teacher-state.pt`` in ``out_dir``, training continues from it (on any
+    device). ``device``: as ``distill``'s; the images stay on the host as uint8 and move batch by batch; the
+    trained model is returned on the CPU. ``bf16: true`` means the device's reduced precision (``dfkd.device``).
     """
     seed_everything(cfg.seed)
     info = data.info
@@ -134,7 +137,9 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     total = steps_per_epoch * cfg.epochs
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
+    dev = resolve_device(device)
+    amp = Precision(choose_precision(dev, cfg.bf16), dev)
+    model.to(device=dev, memory_format=memory_format)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
@@ -164,19 +169,19 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     try:
         for epoch in range(first_epoch, cfg.epochs):
             model.train()
-            loss_sum = torch.zeros(())
-            correct = torch.zeros((), dtype=torch.long)
+            loss_sum = torch.zeros((), device=dev)
+            correct = torch.zeros((), dtype=torch.long, device=dev)
             seen = 0
             for xb, yb in iterate_batches(data.train_images, data.train_labels, cfg.batch_size, shuffle=True,
                                           generator=gen, drop_last=drop_last):
                 set_lr(opt, cosine_lr(step, total, cfg.lr, warmup))
+                xb, yb = to_device(xb, dev), to_device(yb, dev)
                 x = info.normalize(augment_batch(xb, aug, gen)).contiguous(memory_format=memory_format)
-                with precision_context(cfg.bf16):
+                with amp.autocast():
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                amp.backward(loss, [opt])
                 # Accumulate on tensors: no host sync per step.
                 loss_sum += loss.detach() * len(yb)
                 correct += (logits.detach().argmax(1) == yb).sum()
@@ -185,7 +190,8 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
                 bar.update(1, epoch=epoch + 1)
             if not torch.isfinite(loss_sum):
                 raise DfkdError(f"teacher training diverged (non-finite loss) in epoch {epoch + 1}; lower --lr")
-            test = accuracy(model, data.test_images, data.test_labels, info, cfg.eval_batch_size, cfg.bf16)
+            test = accuracy(model, data.test_images, data.test_labels, info, cfg.eval_batch_size,
+                            amp.kind, device=dev)
             metrics = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum.item() / seen,
                        "train_acc": 100.0 * correct.item() / seen, "test_acc": test["accuracy"],
                        "lr": opt.param_groups[0]["lr"], "wall_seconds": time.perf_counter() - start}
@@ -198,7 +204,7 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
         bar.close()
         if log:
             log.close()
-    model.to(memory_format=torch.contiguous_format)
+    model.to(device="cpu", memory_format=torch.contiguous_format)
     model.eval()
     if out_dir:
         payload = model_payload(model, arch, arch_kwargs or {}, info, role="teacher",

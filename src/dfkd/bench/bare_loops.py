@@ -2,7 +2,8 @@
 
 Each function transcribes one method's iteration from its docstring (same networks, batch sizes, passes and
 optimizer steps) as a newcomer would write it: default optimizers, no logging, no checks, no checkpoints.
-``fast`` applies the precision (bf16 autocast) and memory-format (channels_last) settings dfkd uses, so that
+``fast`` applies the precision (bf16 autocast) and memory-format (channels_last) settings dfkd uses (on any
+device: the loops take a ``device``), so that
 ``dfkd / bare_same`` isolates the framework's overhead; ``compiled`` puts every forward pass through
 ``torch.compile``. Only the network classes (and the replay VAE module) are shared with dfkd.
 """
@@ -25,25 +26,26 @@ def _compile(*modules) -> None:
                 setattr(m, name, torch.compile(getattr(m, name)))
 
 
-def _bare_setup(info, teacher, student, cfg, fast: bool):
-    """Networks and optimizers for a bare loop; ``fast`` applies dfkd's precision/memory-format settings."""
+def _bare_setup(info, teacher, student, cfg, fast: bool, device: torch.device):
+    """Networks and optimizers for a bare loop on ``device``; ``fast`` applies dfkd's precision/memory-format
+    settings."""
     from ..models.generator import create_generator
 
     fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
     gen = create_generator(cfg.generator, latent_dim=cfg.latent_dim, out_shape=info.input_shape,
                            width=cfg.generator_width, info=info, **cfg.generator_options
-                           ).to(memory_format=fmt).train()
-    teacher = teacher.to(memory_format=fmt).eval()
+                           ).to(device=device, memory_format=fmt).train()
+    teacher = teacher.to(device=device, memory_format=fmt).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = student.to(memory_format=fmt).train()
+    student = student.to(device=device, memory_format=fmt).train()
     if cfg.student_optimizer == "adam":
         opt_s = torch.optim.Adam(student.parameters(), lr=cfg.lr_student, weight_decay=cfg.weight_decay)
     else:
         opt_s = torch.optim.SGD(student.parameters(), lr=cfg.lr_student, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
-    ac = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
+    ac = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
     return gen, teacher, student, opt_s, opt_g, ac, fast and cfg.student_bf16
 
 
@@ -57,9 +59,9 @@ def _student_l1_step(x, teacher, student, opt, bf16: bool) -> torch.Tensor:
     logits."""
     if not bf16:
         x = x.float()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         t = teacher(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         s = student(x)
     loss = (s.float() - t.float()).abs().mean()
     opt.zero_grad()
@@ -93,8 +95,9 @@ def _entropy_prior(t):
     return (p * torch.log10(p.clamp_min(1e-12))).sum()
 
 
-def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
-    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast)
+def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False,
+              device: torch.device = torch.device("cpu")) -> Callable[[int], None]:
+    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast, device)
     if compiled:
         _compile(gen, teacher, student)
 
@@ -102,11 +105,11 @@ def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -
         _set_cosine_lr(opt_s, cfg, it)
         for _ in range(cfg.student_steps):
             with torch.no_grad(), ac():
-                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
             _student_l1_step(x, teacher, student, opt_s, bf16_s)
         with _scoring(student):
             with ac():
-                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
                 t, s = teacher(x), student(x)
             loss = -(s.float() - t.float()).abs().mean()
             opt_g.zero_grad()
@@ -117,12 +120,14 @@ def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False) -
     return iteration
 
 
-def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = False) -> Callable[[int], None]:
+def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = False,
+                  device: torch.device = torch.device("cpu")) -> Callable[[int], None]:
     from ..replay.vae import ReplayVAE
 
-    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast)
+    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast, device)
     fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
-    vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(memory_format=fmt).train()
+    vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(device=device,
+                                                                             memory_format=fmt).train()
     opt_v = torch.optim.Adam(vae.parameters(), lr=cfg.lr_vae)
     if compiled:
         _compile(gen, teacher, student, vae)
@@ -131,13 +136,13 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
     n_vae = max(1, int(cfg.batch_size * cfg.vae_novel_fraction))
 
     def nudged_latents(n):
-        z = torch.randn(n, cfg.vae_latent_dim, requires_grad=True)
+        z = torch.randn(n, cfg.vae_latent_dim, device=device, requires_grad=True)
         vae.eval()
         with torch.enable_grad(), ac():
             t = teacher(vae.decode(z)).float()
             loss = (cfg.w_info_entropy * _entropy_prior(t) + cfg.w_one_hot * F.cross_entropy(t, t.argmax(1))
-                    + F.mse_loss(z.var(0), torch.ones(cfg.vae_latent_dim))
-                    + F.mse_loss(z.mean(0), torch.zeros(cfg.vae_latent_dim)))
+                    + F.mse_loss(z.var(0), torch.ones(cfg.vae_latent_dim, device=device))
+                    + F.mse_loss(z.mean(0), torch.zeros(cfg.vae_latent_dim, device=device)))
             (g,) = torch.autograd.grad(loss, z)
         vae.train()
         return (z - cfg.lr_nudge * g / (g.abs() + 1e-8)).detach()
@@ -154,7 +159,7 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
         # generator: DAFL priors + bounded JS adversarial term
         with _scoring(student):
             with ac():
-                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                x = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
                 f = teacher.forward_features(x)
                 t = teacher.forward_head(f)
                 s = student(x)
@@ -168,7 +173,7 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
         # student steps on novel + replayed samples, VAE updates on the first vae_updates of them
         for step in range(cfg.student_steps):
             with torch.no_grad(), ac():
-                x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim))
+                x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
             x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
             t_all = _student_l1_step(x, teacher, student, opt_s, bf16_s)
             if step >= cfg.vae_updates:

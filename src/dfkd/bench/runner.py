@@ -42,7 +42,8 @@ def _finished(run_dir: Path, cfg: dict[str, Any]) -> dict | None:
     return json.loads(f.read_text())
 
 
-def ensure_teacher(suite: Suite, out: Path, data, progress: bool, log: Callable[[str], None]) -> Path:
+def ensure_teacher(suite: Suite, out: Path, data, progress: bool, log: Callable[[str], None],
+                   device: str = "auto") -> Path:
     path = out / "teacher" / "teacher.pt"
     if path.exists():
         return path
@@ -52,7 +53,7 @@ def ensure_teacher(suite: Suite, out: Path, data, progress: bool, log: Callable[
     cfg = recipe(suite.dataset, **suite.teacher_overrides)
     log(f"training the {suite.teacher_arch} teacher on {suite.dataset} ({cfg.epochs} epochs) ...")
     metrics = train_teacher(model, data, cfg, arch=suite.teacher_arch, arch_kwargs=kwargs, out_dir=path.parent,
-                            progress=progress, resume=True)  # an interrupted teacher run continues
+                            progress=progress, resume=True, device=device)  # an interrupted teacher run continues
     log(f"teacher test accuracy {metrics['test_acc']:.2f}%")
     return path
 
@@ -61,7 +62,9 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
               seeds: list[int] | None = None, iterations: int | None = None, force: bool = False,
               progress: bool = True, data_dir: str | os.PathLike | None = None,
               log: Callable[[str], None] = print, plots: bool = True,
-              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+              overrides: dict[str, Any] | None = None, device: str = "auto") -> dict[str, Any]:
+    """Train the suite's teacher if needed, then run every (method, seed) on ``device``; finished runs with the
+    same settings are reused, interrupted ones resumed."""
     methods = list(methods or suite.methods)
     seeds = list(seeds if seeds is not None else suite.seeds)
     for m in methods:
@@ -69,7 +72,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(suite.dataset, data_dir)
-    teacher = ensure_teacher(suite, out, data, progress, log)
+    teacher = ensure_teacher(suite, out, data, progress, log, device)
     summaries, run_dirs = [], []
     total = len(methods) * len(seeds)
     for i, (method, seed) in enumerate([(m, s) for m in methods for s in seeds], 1):
@@ -86,7 +89,7 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
             t0 = time.perf_counter()
             done = distill(teacher, suite.student_arch, method, cfg, eval_data=data, out_dir=run_dir,
                            progress=progress, extra_config={"suite": suite.name, "eval_dataset": suite.dataset},
-                           overwrite=not resume, resume=resume).summary
+                           overwrite=not resume, resume=resume, device=device).summary
             log(f"[{i}/{total}] {method} seed {seed}: final {done['final']:.2f}%, mu {done['mu']:.2f} "
                 f"({time.perf_counter() - t0:.0f} s)")
         summaries.append(done)

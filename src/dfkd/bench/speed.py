@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..device import device_name, resolve_device, synchronize
 from ..errors import DfkdError
 from .bare_loops import BARE_LOOPS
 from .suites import Suite, get_suite
@@ -65,8 +66,10 @@ def _peak_rss_bytes() -> int:
 
 
 def measure_variant(variant: str, suite_name: str, method: str, iterations: int, warmup: int,
-                    overrides: dict[str, Any]) -> dict[str, Any]:
-    """Seconds per iteration (mean over ``iterations`` after ``warmup``) and peak RSS of one variant."""
+                    overrides: dict[str, Any], device: str = "auto") -> dict[str, Any]:
+    """Seconds per iteration (mean over ``iterations`` after ``warmup``), peak RSS and (on a GPU) peak GPU memory
+    of one variant on ``device``."""
+    dev = resolve_device(device)
     suite = get_suite(suite_name)
     cfg = _config(suite, method, {**overrides, "iterations": warmup + iterations})
     info, teacher, student = _networks(suite, cfg.seed)
@@ -77,7 +80,8 @@ def measure_variant(variant: str, suite_name: str, method: str, iterations: int,
 
         # The loop logs every log_every iterations; time from the row after the warm-up to the last row.
         with tempfile.TemporaryDirectory() as tmp:
-            res = distill(teacher, student, method, cfg, info=info, out_dir=Path(tmp) / "run", progress=False)
+            res = distill(teacher, student, method, cfg, info=info, out_dir=Path(tmp) / "run", progress=False,
+                          device=dev)
             rows = [r for r in read_metrics(Path(tmp) / "run" / "metrics.jsonl") if r.get("kind") == "train"]
         first = next(r for r in rows if r["iteration"] >= warmup)
         last = rows[-1]
@@ -85,24 +89,31 @@ def measure_variant(variant: str, suite_name: str, method: str, iterations: int,
         replay_bytes = res.summary["replay_memory_bytes"]
     else:
         torch.manual_seed(cfg.seed)
-        step = BARE_LOOPS[method](info, teacher, student, cfg, fast=variant != "bare_fp32", compiled=variant == COMPILED)
+        step = BARE_LOOPS[method](info, teacher, student, cfg, fast=variant != "bare_fp32",
+                                  compiled=variant == COMPILED, device=dev)
         t0 = time.perf_counter()
         step(0)  # the first iteration compiles (COMPILED) or warms the allocator
+        synchronize(dev)
         compile_seconds = time.perf_counter() - t0 if variant == COMPILED else None
         for it in range(1, warmup):
             step(it)
+        synchronize(dev)
         t0 = time.perf_counter()
         for it in range(warmup, warmup + iterations):
             step(it)
+        synchronize(dev)  # a GPU runs ahead of the host: time the work, not its queueing
         seconds = (time.perf_counter() - t0) / iterations
+    gpu_peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
     return {"variant": variant, "seconds_per_iteration": seconds, "peak_rss_bytes": _peak_rss_bytes(),
+            "peak_gpu_bytes": gpu_peak, "device": device_name(dev),
             "replay_memory_bytes": replay_bytes, "first_iteration_seconds": compile_seconds}
 
 
 def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: int = 30, warmup: int = 10,
                         overrides: dict[str, Any] | None = None, log: Callable[[str], None] = print,
-                        compile: bool = False) -> dict[str, Any]:
-    """Measure the variants one after the other (never concurrently) and return the figures."""
+                        compile: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Measure the variants one after the other (never concurrently) on ``device`` and return the figures."""
+    resolve_device(device)  # an unavailable device fails here, with one line
     suite = get_suite(suite_name)
     if method not in BARE_LOOPS:
         raise DfkdError(f"no bare reference loop for method '{method}'; --speed supports: {', '.join(BARE_LOOPS)}")
@@ -114,7 +125,7 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
     for variant in VARIANTS + ((COMPILED,) if compile else ()):
         log(f"speed: {variant} ({warmup} warm-up + {iterations} timed iterations) ...")
         payload = json.dumps({"variant": variant, "suite": suite_name, "method": method, "iterations": iterations,
-                              "warmup": warmup, "overrides": overrides})
+                              "warmup": warmup, "overrides": overrides, "device": device})
         proc = subprocess.run([sys.executable, "-m", "dfkd.bench.speed", payload], capture_output=True, text=True,
                               env={**os.environ})
         if proc.returncode != 0:
@@ -133,7 +144,9 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
         "batch_size": cfg.batch_size, "student_steps": cfg.student_steps, "bf16": cfg.bf16,
         "bf16_student": cfg.student_bf16, "channels_last": cfg.channels_last,
         "timed_iterations": iterations, "warmup_iterations": warmup,
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "device": results["dfkd"]["device"],
+        "peak_gpu_bytes_dfkd": results["dfkd"]["peak_gpu_bytes"],
+        "peak_gpu_bytes_bare_same_settings": results["bare_same"]["peak_gpu_bytes"],
         "seconds_per_iteration_dfkd": s["dfkd"],
         "seconds_per_iteration_bare_fp32": s["bare_fp32"],
         "seconds_per_iteration_bare_same_settings": s["bare_same"],
@@ -151,7 +164,7 @@ def format_speed(r: dict[str, Any]) -> str:
     mib = 1024 ** 2
     return "\n".join([
         f"speed: {r['suite']} / {r['method']} ({r['teacher_arch']} -> {r['student_arch']}, batch {r['batch_size']}, "
-        f"{r['student_steps']} student steps, {r['threads']} threads, torch {r['torch']})",
+        f"{r['student_steps']} student steps, on {r['device']}, {r['threads']} threads, torch {r['torch']})",
         f"  dfkd (bf16={r['bf16']}, bf16 student step={r['bf16_student']}, channels_last={r['channels_last']}): "
         f"{r['seconds_per_iteration_dfkd']:.4f} s/it   peak RSS {r['peak_rss_bytes_dfkd'] / mib:.0f} MiB",
         f"  bare loop, fp32:          {r['seconds_per_iteration_bare_fp32']:.4f} s/it   "
@@ -161,7 +174,10 @@ def format_speed(r: dict[str, Any]) -> str:
         f"  speedup_vs_fp32_bare {r['speedup_vs_fp32_bare']:.2f}x   "
         f"overhead_vs_same_settings_bare {r['overhead_vs_same_settings_bare']:.3f}   "
         f"replay_memory_bytes {r['replay_memory_bytes']}",
-    ] + ([] if "seconds_per_iteration_bare_same_compiled" not in r else [
+    ] + ([] if r.get("peak_gpu_bytes_dfkd") is None else [
+        f"  peak GPU memory: dfkd {r['peak_gpu_bytes_dfkd'] / mib:.0f} MiB, bare loop same settings "
+        f"{r['peak_gpu_bytes_bare_same_settings'] / mib:.0f} MiB",
+    ]) + ([] if "seconds_per_iteration_bare_same_compiled" not in r else [
         f"  bare loop, same settings + torch.compile: {r['seconds_per_iteration_bare_same_compiled']:.4f} s/it "
         f"(first iteration {r['first_iteration_seconds_bare_same_compiled']:.1f} s)   "
         f"compile_speedup_vs_same_settings_bare {r['compile_speedup_vs_same_settings_bare']:.2f}x   "
@@ -172,7 +188,7 @@ def format_speed(r: dict[str, Any]) -> str:
 def _main() -> int:
     spec = json.loads(sys.argv[1])
     result = measure_variant(spec["variant"], spec["suite"], spec["method"], spec["iterations"], spec["warmup"],
-                             spec["overrides"])
+                             spec["overrides"], spec.get("device", "auto"))
     print(json.dumps(result))
     return 0
 

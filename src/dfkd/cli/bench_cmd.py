@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import DfkdError
-from .common import positive_int
+from .common import add_device, positive_int
 
 
 def _csv(text: str) -> list[str]:
@@ -45,6 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--data-dir", metavar="DIR", help="where the data set files are")
+    add_device(p)
     p.set_defaults(run=run_bench)
 
 
@@ -55,7 +56,7 @@ def run_speed(args: argparse.Namespace) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if (args.json or args.quiet) else print
     result = run_speed_benchmark(args.suite or "fashion-mnist", args.method, iterations=args.iterations or 30,
                                  warmup=args.warmup, overrides=parse_set_options(args.set), log=log,
-                                 compile=args.compile)
+                                 compile=args.compile, device=args.device)
     print(json.dumps(result) if args.json else format_speed(result))
     return 0
 
@@ -76,7 +77,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     result = run_suite(suite, args.out or f"runs/bench-{suite.name}", methods=args.methods, seeds=args.seeds,
                        iterations=args.iterations, force=args.force, progress=not args.quiet,
-                       data_dir=args.data_dir, log=log, overrides=parse_set_options(args.set))
+                       data_dir=args.data_dir, log=log, overrides=parse_set_options(args.set), device=args.device)
     if args.json:
         print(json.dumps(result))
     else:

@@ -29,6 +29,12 @@ def non_negative_float(text: str) -> float:
     return v
 
 
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (CUDA, else Apple MPS, else CPU; under torchrun each rank's own GPU), cpu, cuda, "
+                        "cuda:N or mps (default auto)")
+
+
 def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="where the data set files are (default: search $DFKD_DATA, "
                    "/usr/share/datasets, ~/.cache/dfkd; download if missing)")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..config import parse_set_options, read_yaml
 from ..data import load_dataset
-from .common import add_data_dir, check_compatible, positive_int, prepare_out_dir
+from ..device import resolve_device
+from .common import add_data_dir, add_device, check_compatible, positive_int, prepare_out_dir
 
 
 def add_distill_options(p: argparse.ArgumentParser) -> None:
@@ -49,6 +50,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in --out from its last checkpoint (same settings); start it if there is none")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_distill_options(p)
+    add_device(p)
     add_data_dir(p)
     p.set_defaults(run=run_distill)
 
@@ -58,6 +60,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                    "never interrupted.")
     p.add_argument("run_dir", help="the run's output directory")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_device(p)
     add_data_dir(p)
     p.set_defaults(run=run_resume)
 
@@ -70,6 +73,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
     method_cls = get_method(args.method)
     cfg = resolve_config(method_cls, config_overrides(args))  # validate before touching any file
+    resolve_device(args.device)  # an unavailable device fails before any file is touched
     teacher, info, _ = load_model(args.teacher)
     data = None
     if args.eval_dataset:
@@ -80,7 +84,7 @@ def run_distill(args: argparse.Namespace) -> int:
     result = distill(teacher, args.student, args.method, cfg, info=info, eval_data=data, out_dir=out,
                      progress=not args.quiet, extra_config={"teacher": str(args.teacher),
                                                            "eval_dataset": args.eval_dataset},
-                     overwrite=args.overwrite, resume=args.resume)
+                     overwrite=args.overwrite, resume=args.resume, device=args.device)
     _report(args.method, result.summary, out)
     return 0
 
@@ -92,6 +96,7 @@ def run_resume(args: argparse.Namespace) -> int:
     from ..errors import DfkdError
 
     out = Path(args.run_dir)
+    resolve_device(args.device)
     if not (out / "config.yaml").exists():
         raise DfkdError(f"'{out}' holds no run (no config.yaml); start one with 'dfkd distill ... --out {out}'")
     saved = read_yaml(out / "config.yaml")
@@ -107,7 +112,7 @@ def run_resume(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in saved.items() if k not in ("method", "teacher", "student_arch", "dataset", "config")}
     result = distill(teacher, saved["student_arch"], saved["method"], saved["config"], info=info, eval_data=data,
                      out_dir=out, progress=not args.quiet, extra_config={"teacher": saved["teacher"], **extra},
-                     resume=True)
+                     resume=True, device=args.device)
     _report(saved["method"], result.summary, out)
     return 0
 
@@ -117,9 +122,11 @@ def _report(method: str, s: dict, out: Path) -> None:
         return
     if s["evaluations"]:
         print(f"{method}: final {s['final']:.2f}%  mu {s['mu']:.2f}  sigma2 {s['sigma2']:.2f}  peak {s['peak']:.2f}  "
-              f"max_drop {s['max_drop']:.2f}  (teacher {s['teacher_acc']:.2f}%)  {s['wall_seconds']:.0f} s")
+              f"max_drop {s['max_drop']:.2f}  (teacher {s['teacher_acc']:.2f}%)  {s['wall_seconds']:.0f} s on "
+              f"{s['device']} ({s['precision']})")
     else:
-        print(f"{method}: {s['iterations']} iterations in {s['wall_seconds']:.0f} s (no --eval-dataset)")
+        print(f"{method}: {s['iterations']} iterations in {s['wall_seconds']:.0f} s on {s['device']} ({s['precision']}; "
+              "no --eval-dataset)")
     if s.get("mode_collapse"):
         print(f"warning: generator mode collapse for {s['collapse_iterations']} iterations (from iteration "
               f"{s['collapse_first_iteration']}); see metrics.jsonl")

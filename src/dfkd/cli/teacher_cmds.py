@@ -12,7 +12,8 @@ from ..errors import DfkdError
 from ..evaluate import accuracy
 from ..models import count_parameters, create_model
 from ..teacher import STATE_FILE, recipe, train_teacher
-from .common import add_data_dir, check_compatible, non_negative_float, positive_int, prepare_out_dir
+from ..device import device_name, resolve_device
+from .common import add_data_dir, add_device, check_compatible, non_negative_float, positive_int, prepare_out_dir
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out from its last finished epoch (same settings)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_device(p)
     add_data_dir(p)
     p.set_defaults(run=run_train_teacher)
 
@@ -44,6 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=positive_int, default=1000)
+    add_device(p)
     add_data_dir(p)
     p.set_defaults(run=run_eval)
 
@@ -68,6 +71,7 @@ def run_train_teacher(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, flag)
     if args.bf16 is not None:
         overrides.update(bf16=args.bf16, channels_last=args.bf16)
+    device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     cfg = recipe(data.info.name if not args.dataset.startswith("imagefolder:") else "imagefolder", **overrides)
     info = data.info
@@ -83,9 +87,10 @@ def run_train_teacher(args: argparse.Namespace) -> int:
         (out / STATE_FILE).unlink(missing_ok=True)
         write_yaml({"dataset": args.dataset, "arch": args.arch, **to_plain(cfg)}, out / "config.yaml")
     print(f"{'resuming' if resume else 'training'} {args.arch} ({count_parameters(model):,} parameters) on {info.name}: "
-          f"{len(data.train_labels):,} train / {len(data.test_labels):,} test images, {cfg.epochs} epochs")
+          f"{len(data.train_labels):,} train / {len(data.test_labels):,} test images, {cfg.epochs} epochs, on "
+          f"{device_name(device)}")
     metrics = train_teacher(model, data, cfg, arch=args.arch, arch_kwargs=arch_kwargs, out_dir=out,
-                            progress=not args.quiet, resume=resume)
+                            progress=not args.quiet, resume=resume, device=device)
     print(f"test accuracy {metrics['test_acc']:.2f}% after {metrics['epoch']} epochs "
           f"({metrics['wall_seconds']:.0f} s); saved {out / 'teacher.pt'}")
     return 0
@@ -98,7 +103,9 @@ def run_eval(args: argparse.Namespace) -> int:
     data = load_dataset(name, args.data_dir, download=not args.no_download)
     check_compatible(info, data.info, f"checkpoint '{args.checkpoint}'")
     # Feed the model in the space it was trained in: the checkpoint's normalisation, not the data set's.
-    result = accuracy(model, data.test_images, data.test_labels, info, args.batch_size, per_class=args.per_class)
+    device = resolve_device(args.device)
+    result = accuracy(model.to(device), data.test_images, data.test_labels, info, args.batch_size,
+                      per_class=args.per_class, device=device)
     result.update(checkpoint=str(args.checkpoint), dataset=name, arch=payload["arch"]["name"])
     if args.json:
         print(json.dumps(result))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import rng
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -36,16 +38,18 @@ def augment_batch(x: torch.Tensor, aug: Augmentation, generator: torch.Generator
     if not aug.active:
         return x
     b, c, h, w = x.shape
+    dev = x.device  # draws on the host (``dfkd.rng``), index arithmetic on the batch's device
     if aug.crop_padding > 0:
         p = aug.crop_padding
         padded = F.pad(x, (p, p, p, p))  # (B, C, H+2p, W+2p); zero pad works for uint8
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (B, 1, H, 1)
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (B, 1, 1, W)
-        x = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+        dy = rng.randint(0, 2 * p + 1, (b,), device=dev, generator=generator)
+        dx = rng.randint(0, 2 * p + 1, (b,), device=dev, generator=generator)
+        rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # (B, 1, H, 1)
+        cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # (B, 1, 1, W)
+        x = padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                   rows, cols]
     if aug.hflip:
-        flip = torch.rand(b, generator=generator) < 0.5
+        flip = rng.rand(b, device=dev, generator=generator) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
 
@@ -56,8 +60,8 @@ def mix_batch(x: torch.Tensor, fraction: float) -> torch.Tensor:
     k = int(round(fraction * x.shape[0]))
     if k == 0:
         return x
-    partner = torch.randint(0, x.shape[0], (k,))
-    lam = torch.rand(k, *([1] * (x.dim() - 1)))
+    partner = rng.randint(0, x.shape[0], (k,), device=x.device)
+    lam = rng.rand(k, *([1] * (x.dim() - 1)), device=x.device)
     mixed = (lam * x[:k].float() + (1 - lam) * x[partner].float()).to(x.dtype)
     return torch.cat([mixed, x[k:]])
 
@@ -69,15 +73,15 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float] = (0.25, 1.0
     input size with bilinear sampling, then a horizontal flip with p = 0.5 (torchvision/kornia's
     RandomResizedCrop + RandomHorizontalFlip: CMI's local view). Differentiable with respect to ``x``."""
     b, _, h, w = x.shape
-    dev = x.device  # every draw on the batch's device (a given ``generator`` must live there too)
-    area = torch.empty(b, device=dev).uniform_(*scale, generator=generator)
-    log_r = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    dev = x.device  # draws on the host (``dfkd.rng``) or ``generator``'s device, moved to the batch's device
+    area = rng.uniform(b, *scale, device=dev, generator=generator)
+    log_r = rng.uniform(b, math.log(ratio[0]), math.log(ratio[1]), device=dev, generator=generator)
     aspect = torch.exp(log_r)
     sw = torch.sqrt(area * aspect).clamp(max=1.0)  # box width and height as fractions of the image
     sh = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sw)  # box centre in [-1, 1] coordinates
-    cy = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sh)
-    flip = torch.rand(b, device=dev, generator=generator) < 0.5 if hflip else torch.zeros(b, dtype=torch.bool, device=dev)
+    cx = (rng.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sw)  # box centre in [-1, 1] coordinates
+    cy = (rng.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sh)
+    flip = rng.rand(b, device=dev, generator=generator) < 0.5 if hflip else torch.zeros(b, dtype=torch.bool, device=dev)
     sign = 1.0 - 2.0 * flip.float()  # -1 mirrors the sampling grid
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2] = sw * sign, cx

@@ -1,10 +1,21 @@
 """What a model needs to know about the data it was trained on; travels inside every checkpoint."""
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+
+
+@functools.lru_cache(maxsize=64)
+def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], dtype: torch.dtype,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, C, 1, 1) mean and std tensors, made once per dtype and device (a GPU normaliser never copies them
+    from the host again). Made outside inference mode, so autograd may save them whoever asked first."""
+    with torch.inference_mode(False):
+        return (torch.tensor(mean, dtype=dtype, device=device).view(1, -1, 1, 1),
+                torch.tensor(std, dtype=dtype, device=device).view(1, -1, 1, 1))
 
 
 @dataclass(frozen=True)
@@ -51,12 +62,10 @@ class DatasetInfo:
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) in [0, 255] -> float32 in the model's normalised input space."""
         x = images.to(torch.float32).div_(255.0)
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(1, -1, 1, 1)
+        mean, std = _channel_stats(tuple(self.mean), tuple(self.std), x.dtype, x.device)
         return x.sub_(mean).div_(std)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised float images -> [0, 1] floats (for plots of synthetic samples)."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        mean, std = _channel_stats(tuple(self.mean), tuple(self.std), x.dtype, x.device)
         return (x * std + mean).clamp(0.0, 1.0)

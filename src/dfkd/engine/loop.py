@@ -32,7 +32,9 @@ from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
 from ..models.train_modes import eval_mode
 from ..progress import Progress
+from ..device import device_name
 from ..distributed import collective_errors, from_environment, per_rank_config, ranks_agree
+from ..parts import module_device
 from ..rng import rng_state, seed_everything
 from .collapse import track_collapse
 from .progress_signal import signal_summary, synthetic_agreement
@@ -65,7 +67,7 @@ def resolve_config(method_cls: type[Method], config: DistillConfig | dict[str, A
 def _num_outputs(model: nn.Module, info: DatasetInfo, what: str) -> int:
     try:
         with torch.no_grad(), eval_mode(model):
-            out = model(torch.zeros(2, *info.input_shape))
+            out = model(torch.zeros(2, *info.input_shape, device=module_device(model)))
     except RuntimeError as exc:
         raise DfkdError(f"the {what} does not accept inputs of shape {info.input_shape}: "
                         f"{str(exc).splitlines()[0]}") from None
@@ -97,12 +99,17 @@ def distill(
     extra_config: dict[str, Any] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    device: str | torch.device = "auto",
 ) -> DistillResult:
     """Distil ``teacher`` into ``student`` with ``method``, data-free.
 
     teacher: an ``nn.Module`` (then ``info`` is required) or the path of a dfkd teacher checkpoint.
     student: an ``nn.Module`` or a zoo name (built for the teacher's classes and input shape).
-    eval_data: real test data used *only* to report accuracy every ``eval_every`` iterations.
+    eval_data: real test data used *only* to report accuracy every ``eval_every`` iterations (kept on the host as
+        uint8, moved to the device batch by batch).
+    device: ``auto`` (CUDA, else MPS, else CPU; under torchrun this rank's GPU), ``cpu``, ``cuda``, ``cuda:N``,
+        ``mps``. The teacher and student are moved there; the returned student is on the CPU. Precision follows
+        the device (``dfkd.device``); a run resumes on any device.
     out_dir: where the run's files go (config.yaml, metrics.jsonl, state.pt every ``checkpoint_every``
         iterations, and at the end student.pt, summary.json, samples.pt). A directory that already holds a
         run is refused unless ``overwrite`` (its files are replaced, never mixed with the new run's) or
@@ -123,7 +130,7 @@ def distill(
     if info is None:
         raise DfkdError("pass info=DatasetInfo(...) with a teacher module (or give a teacher checkpoint path)")
     cfg = method_cls.configure(cfg, teacher, info)  # what the run saves is what it runs with
-    ctx = from_environment(cfg.dist_timeout_s)  # single process unless started by torchrun
+    ctx = from_environment(cfg.dist_timeout_s, device)  # single process unless started by torchrun
     rank_cfg = per_rank_config(cfg, ctx)
     seed_everything(cfg.seed)  # before the student is built: the seed fixes its initial weights too
     if isinstance(student, str):
@@ -140,7 +147,7 @@ def distill(
     if resume and out_dir is None:
         raise DfkdError("resume needs the run's output directory (out_dir / --out)")
 
-    m = method_cls(teacher, student, info, rank_cfg, ctx)
+    m = method_cls(teacher, student, info, rank_cfg, ctx, device=ctx.device)
     if ctx.enabled:
         seed_everything(cfg.seed + 1_000_003 * ctx.rank)  # same weights everywhere, a sample stream per rank
     out = Path(out_dir) if out_dir is not None else None
@@ -158,6 +165,7 @@ def distill(
         raise DfkdError(error)
     payload = ctx.broadcast_object(payload)  # on resume every rank restores the same state
     loop = restore_run(m, payload, ctx.rank, ctx.world_size) if payload is not None else LoopState()
+    loop.sums = {k: v.to(m.device) for k, v in loop.sums.items()}  # a checkpoint holds CPU tensors
     log = MetricsLog(out / "metrics.jsonl") if out is not None and main else None
 
     def write_row(record: dict[str, Any]) -> None:
@@ -165,8 +173,11 @@ def distill(
         if log:
             log.write(record)
 
+    run_on = {"device": device_name(m.device), "precision": m.amp.kind, "student_precision": m.amp_student.kind}
+    if loop.done == 0 and loop.rows == 0:
+        write_row({"kind": "run", **run_on, "world_size": ctx.world_size})
     if eval_split is not None and loop.done == 0 and loop.teacher_acc is None and main:
-        loop.teacher_acc = accuracy(m.teacher, *eval_split, info, cfg.eval_batch_size)["accuracy"]
+        loop.teacher_acc = accuracy(m.teacher, *eval_split, info, cfg.eval_batch_size, device=m.device)["accuracy"]
         write_row({"kind": "teacher", "test_acc": loop.teacher_acc})
 
     bar = Progress(cfg.iterations, desc=f"{method_cls.name}", enabled=progress and main, initial=loop.done)
@@ -226,7 +237,8 @@ def distill(
                     t0 = time.perf_counter()
                     row: dict[str, Any] = {"iteration": done, "kind": "eval"}
                     if eval_split is not None:
-                        row["test_acc"] = accuracy(m.student, *eval_split, info, cfg.eval_batch_size)["accuracy"]
+                        row["test_acc"] = accuracy(m.student, *eval_split, info, cfg.eval_batch_size,
+                                                   device=m.device)["accuracy"]
                         loop.accs.append(row["test_acc"])
                         bar.postfix["acc"] = row["test_acc"]
                     if cfg.signal_samples > 0:  # own RNG stream: measuring never changes the run
@@ -253,7 +265,7 @@ def distill(
         if log:
             log.close()
 
-    student = m.student.to(memory_format=torch.contiguous_format)
+    student = m.student.to(device="cpu", memory_format=torch.contiguous_format)
     student.eval()
     summary: dict[str, Any] = {
         **robustness_summary(loop.accs),
@@ -273,6 +285,7 @@ def distill(
         "top_class_frac_max": loop.top_class_frac_max,
         "rollbacks": loop.rollbacks,
         "world_size": ctx.world_size,
+        **run_on,
         "ranks_consistent": consistent,
         **signal_summary(loop.accs, loop.signal),
     }

@@ -32,7 +32,7 @@ def _agreement(method, x: torch.Tensor) -> float:
 
 def synthetic_agreement(method, n: int, seed: int) -> dict[str, float]:
     """Agreement on ``n`` fresh novel (and replay) samples, drawn with ``torch.Generator().manual_seed(seed)``."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device="cpu").manual_seed(seed)
     with keep_buffers(method.modules().values()):  # the run's generator/VAE buffers stay as training left them
         out = {"agree_novel": _agreement(method, method.sample_novel(n, generator=g))}
         x = method.sample_replay(n, generator=g)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..device import to_cpu
 from ..errors import DfkdError
 from ..io_utils import atomic_write
 from ..rng import rng_state
@@ -74,8 +75,9 @@ def save_run_state(path: Path, method, loop: LoopState, resolved: dict[str, Any]
     """Write ``state.pt`` atomically; ``resolved`` is the run's config.yaml content (checked on resume) and
     ``rngs`` the RNG states of every rank (default: this process's only)."""
     rngs = rngs if rngs is not None else [rng_state()]
-    payload = {"kind": STATE_KIND, "format_version": STATE_VERSION, "resolved": resolved,
-               "method_state": method.state_dict(), "loop": loop.to_dict(), "rng": rngs, "world_size": len(rngs)}
+    payload = to_cpu({"kind": STATE_KIND, "format_version": STATE_VERSION, "resolved": resolved,
+                      "method_state": method.state_dict(), "loop": loop.to_dict(), "rng": rngs,
+                      "world_size": len(rngs)})  # CPU tensors: the run resumes on any device
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 

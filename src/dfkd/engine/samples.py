@@ -14,7 +14,7 @@ from ..parts import keep_buffers
 def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64) -> None:
     """``n`` fresh novel samples (and replayed ones, for the replay methods) in pixel space, saved atomically."""
     def to_uint8(x: torch.Tensor) -> torch.Tensor:
-        return (info.denormalize(x.float()) * 255).round().to(torch.uint8).contiguous()
+        return (info.denormalize(x.float()) * 255).round().to(torch.uint8).cpu().contiguous()
 
     with torch.no_grad(), keep_buffers(method.modules().values()):
         grids = {"novel": to_uint8(method.sample_novel(n))}

@@ -34,8 +34,9 @@ from ..data.augment import Augmentation, augment_batch, mix_batch
 from ..data.info import DatasetInfo
 from ..distributed import DistContext, wrap_ddp
 from ..models.train_modes import freeze
-from ..parts import Part, PartContext, module_bytes, optimizer_state_bytes
-from ..precision import precision_context
+from ..device import choose_precision
+from ..parts import Part, PartContext, module_bytes, module_device, optimizer_state_bytes
+from ..precision import Precision
 from ..registry import Registry
 from ..schedules import cosine_lr, set_lr
 from ..synthesizers import SYNTHESIZERS
@@ -76,13 +77,19 @@ class Method:
                 ("bn_statistics", c.w_bn), (f"adversarial_{c.adversarial_loss}", c.w_adversarial)]
 
     def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig,
-                 dist: DistContext | None = None) -> None:
+                 dist: DistContext | None = None, device: torch.device | str | None = None) -> None:
+        """``device``: where the run computes (``dfkd.device.resolve_device``); None: where the teacher is. The
+        teacher and student are moved there; every part is built on the host (seeded) and moved there too."""
         cfg = self.configure(cfg, teacher, info)
         self.cfg, self.info = cfg, info
         self.dist = dist or DistContext()
+        self.device = torch.device(device) if device is not None else module_device(teacher)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.teacher = freeze(teacher).to(memory_format=self.memory_format)
-        self.student = student.to(memory_format=self.memory_format).train()
+        # The synthesis passes' precision and the student step's (bf16_student), each with its own fp16 scaler
+        self.amp = Precision(choose_precision(self.device, cfg.bf16, cfg.amp_dtype), self.device)
+        self.amp_student = Precision(choose_precision(self.device, cfg.student_bf16, cfg.amp_dtype), self.device)
+        self.teacher = freeze(teacher).to(device=self.device, memory_format=self.memory_format)
+        self.student = student.to(device=self.device, memory_format=self.memory_format).train()
         self.parts: dict[str, Part] = {}
         self.add_part(Part("student", self.student, self._student_optimizer(self.student.parameters()),
                            "lr_student", scheduled=True, log_prefix="s_"))
@@ -91,7 +98,7 @@ class Method:
         # The passes that train a part go through DDP wrappers under torchrun (gradients averaged over ranks);
         # passes that only score or sample use the plain modules.
         self.student_train = self.wrap(self.student)
-        self.ctx = PartContext(self.teacher, self.student, info, cfg, self.memory_format, self.precision, self.wrap)
+        self.ctx = PartContext(self.teacher, self.student, info, cfg, self.memory_format, self.amp, self.wrap)
         self.objective = Objective(self.generator_objective(), self.ctx)
         self.synth = SYNTHESIZERS.get(self.synthesizer)(self.ctx, self.objective)
         for part in self.synth.parts():
@@ -149,16 +156,23 @@ class Method:
         return {name: p.module for name, p in self.parts.items() if not p.per_rank}
 
     def state_dict(self) -> dict[str, Any]:
+        """Every part's module and optimizer state, the lr scales and the fp16 loss scales (tensors on the run's
+        device; ``save_run_state`` writes them as CPU tensors)."""
         return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
-                "lr_scale": dict(self.lr_scale)}
+                "lr_scale": dict(self.lr_scale),
+                "grad_scalers": {"amp": self.amp.state_dict(), "amp_student": self.amp_student.state_dict()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` output, from any device (module and optimizer states follow their parameters)."""
         for k, m in self.modules().items():
             m.load_state_dict(state["modules"][k])
         for k, o in self.optimizers().items():
             o.load_state_dict(state["optimizers"][k])
         self.lr_scale = dict(state.get("lr_scale", {}))
+        scalers = state.get("grad_scalers", {})
+        self.amp.load_state_dict(scalers.get("amp", {}))
+        self.amp_student.load_state_dict(scalers.get("amp_student", {}))
 
     def replay_memory_bytes(self) -> int:
         """Bytes kept across iterations only for replay (VAE parameters and buffers, stored samples)."""
@@ -182,11 +196,12 @@ class Method:
 
     # -- shared steps --------------------------------------------------------------------------------
     def precision(self):
-        return precision_context(self.cfg.bf16)
+        """The synthesis and replay passes' autocast context (``self.amp``)."""
+        return self.amp.autocast()
 
     def student_precision(self):
-        """The student step's precision: bf16 only with both ``bf16`` and ``bf16_student``."""
-        return precision_context(self.cfg.student_bf16)
+        """The student step's autocast context: reduced precision only with both ``bf16`` and ``bf16_student``."""
+        return self.amp_student.autocast()
 
     def set_learning_rates(self, it: int) -> None:
         """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule)."""
@@ -253,7 +268,7 @@ class Method:
                               t_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``student_step`` that also returns the teacher's logits on ``x`` itself (None when the student saw an
         augmented batch instead), so a replay memory can reuse them without another teacher pass."""
-        if not self.cfg.student_bf16:
+        if self.amp_student.kind == "fp32":
             x = x.float()  # bf16 samples from the generator/VAE; the fp32 step needs fp32 inputs (format kept)
         augmented = self.augmentation.active or self.cfg.augment_mixup > 0
         if self.augmentation.active:
@@ -267,6 +282,5 @@ class Method:
             s_logits = self.student_train(x)
         loss = self.student_loss(s_logits.float(), t_logits.float())
         self.opt_student.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_student.step()
+        self.amp_student.backward(loss, [self.opt_student])
         return loss.detach(), (None if augmented else t_logits.detach())

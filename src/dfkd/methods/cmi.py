@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import rng
 from ..data.augment import Augmentation, augment_batch
 from ..parts import Part
 from ..synthesizers import top_class_fraction
@@ -90,8 +91,8 @@ class CMI(PoolMethod):
         return [("bn_statistics", c.w_bn), ("class_ce", c.w_class), ("adversarial_kl_masked", c.w_adversarial),
                 ("contrastive", c.w_contrastive)]
 
-    def __init__(self, teacher, student, info, cfg: CMIConfig, dist=None) -> None:
-        super().__init__(teacher, student, info, cfg, dist)
+    def __init__(self, teacher, student, info, cfg: CMIConfig, dist=None, device=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist, device)
         # The generator restarts every round with a fresh Adam over {G, z}: no optimizer state to keep. Under
         # torchrun each rank inverts its own round (its own draws, no gradient averaging), so it is per rank.
         self.parts["generator"] = Part("generator", self.synth.generator, per_rank=True)
@@ -103,7 +104,7 @@ class CMI(PoolMethod):
         c, gen = self.cfg, self.synth.generator
         reinitialise(gen)
         z = gen.sample_latent(c.batch_size).requires_grad_(True)
-        targets = torch.randint(0, self.info.num_classes, (c.batch_size,), device=z.device).sort().values
+        targets = rng.randint(0, self.info.num_classes, (c.batch_size,), device=z.device).sort().values
         opt = torch.optim.Adam([{"params": gen.parameters()}, {"params": [z]}], lr=c.lr_generator,
                                betas=(c.generator_beta1, 0.999))
         best_loss = torch.full((), float("inf"), device=z.device)
@@ -122,11 +123,10 @@ class CMI(PoolMethod):
                 best_x = x.detach().clone() if best_x is None else torch.where(better, x.detach(), best_x)
                 if feats is not None:
                     best_f = feats.clone() if best_f is None else torch.where(better, feats, best_f)
-            opt.zero_grad(set_to_none=True)
-            self.objective.zero_grad()
-            loss.backward()
-            opt.step()
-            self.objective.step()
+            optimizers = [opt, *self.objective.optimizers()]
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
+            self.amp.backward(loss, optimizers)
             out = {k: v.detach() for k, v in terms.items()}
             out["g_loss"] = loss.detach()
             out["top_class_frac"] = top_class_fraction(p.t32.detach())

@@ -66,7 +66,10 @@ class DistillConfig:
     student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
     kd_temperature: float = 1.0
     # Run settings
-    bf16: bool = True  # bf16 autocast (losses stay fp32)
+    # Reduced-precision autocast where the device has it (losses stay fp32): bf16 on CPUs and Ampere+ GPUs, fp16
+    # with a gradient scaler on older GPUs, fp32 on MPS (dfkd.device); false: fp32 everywhere
+    bf16: bool = True
+    amp_dtype: str = "auto"  # auto | bfloat16 | float16: the reduced precision, when bf16 is true
     # with bf16: also autocast the student step (student forward/backward and the teacher's labels for it);
     # false keeps that step in fp32 while the generator and VAE passes stay bf16
     bf16_student: bool = True
@@ -99,7 +102,8 @@ class DistillConfig:
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "w_bn", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
-                   "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl")}
+                   "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl"),
+                   "amp_dtype": ("auto", "bfloat16", "float16")}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")

@@ -38,9 +38,9 @@ class MBDFKD(ReplayMethod):
     Config = MBDFKDConfig
     paper = "Binici et al., Preventing Catastrophic Forgetting ... via Synthetic Data, WACV 2022"
 
-    def __init__(self, teacher, student, info, cfg: MBDFKDConfig, dist=None) -> None:
-        super().__init__(teacher, student, info, cfg, dist)
-        self.bank = MemoryBank(cfg.memory_batches * cfg.memory_batch_size, info.input_shape)
+    def __init__(self, teacher, student, info, cfg: MBDFKDConfig, dist=None, device=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist, device)
+        self.bank = MemoryBank(cfg.memory_batches * cfg.memory_batch_size, info.input_shape).to(self.device)
         # each rank stores and replays its own samples under torchrun
         self.add_part(Part("bank", self.bank, per_rank=True, replay=True))
 

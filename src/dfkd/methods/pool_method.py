@@ -50,9 +50,9 @@ class PoolMethod(Method):
             cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip, **mirrors)
         return cfg
 
-    def __init__(self, teacher, student, info, cfg: PoolConfig, dist=None) -> None:
-        super().__init__(teacher, student, info, cfg, dist)
-        self.pool = SyntheticPool(self.cfg.pool_size, info)
+    def __init__(self, teacher, student, info, cfg: PoolConfig, dist=None, device=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist, device)
+        self.pool = SyntheticPool(self.cfg.pool_size, info).to(self.device)
         self.add_part(Part("pool", self.pool, per_rank=True, replay=True))
 
     def learn_from_pool(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .. import losses
+from .. import losses, rng
 from ..errors import DfkdError
 from ..models.train_modes import eval_mode
 from ..replay.vae import ReplayVAE, vae_loss
@@ -64,10 +64,9 @@ class PREDFKD(ReplayMethod):
     Config = PREDFKDConfig
     paper = "Binici et al., Robust and Resource-Efficient DFKD by Generative Pseudo Replay, AAAI 2022"
 
-    def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None) -> None:
-        super().__init__(teacher, student, info, cfg, dist)
-        self.vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(
-            memory_format=self.memory_format).train()
+    def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None, device=None) -> None:
+        super().__init__(teacher, student, info, cfg, dist, device)
+        self.vae = self.ctx.place(ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width)).train()
         self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
         self.add_part(Part("vae", self.vae, self.opt_vae, "lr_vae", replay=True, log_prefix="vae_"))
         self.vae_train = self.wrap(self.vae)
@@ -75,15 +74,15 @@ class PREDFKD(ReplayMethod):
     def _latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), optionally nudged toward confident, class-balanced teacher outputs (module docstring)."""
         c = self.cfg
-        z = torch.randn(n, c.vae_latent_dim, generator=generator)
+        z = rng.randn(n, c.vae_latent_dim, device=self.ctx.device, generator=generator)
         if not c.replay_nudge or c.lr_nudge == 0:
             return z
         z.requires_grad_(True)
         with torch.enable_grad(), eval_mode(self.vae), self.precision():  # callable from no_grad code too
             t = self.teacher(self.vae.decode(z)).float()
             loss = (c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
-                    + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim))
-                    + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim)))
+                    + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim, device=z.device))
+                    + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim, device=z.device)))
             (g,) = torch.autograd.grad(loss, z)  # grads for z only: nothing accumulates in the VAE or teacher
         return (z - c.lr_nudge * g / (g.abs() + 1e-8)).detach()
 
@@ -123,7 +122,6 @@ class PREDFKD(ReplayMethod):
         terms = vae_loss(x.float(), x_hat.float(), t_x.float(), t_hat.float(), mu.float(), logvar.float(),
                          c.w_vae_pixel, c.w_vae_teacher, c.w_vae_kl)
         self.opt_vae.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.opt_vae.step()
+        self.amp.backward(terms["loss"], [self.opt_vae])
         return {"vae_loss": terms["loss"].detach(), "vae_pixel": terms["vae_pixel"].detach(),
                 "vae_teacher": terms["vae_teacher"].detach()}

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .. import rng
 from ..data.info import DatasetInfo
 from ..errors import DfkdError
 from ..registry import Registry
@@ -58,11 +59,9 @@ class Generator(nn.Module):
     latent_dim: int
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n latents z ~ N(0, I) of shape (n, latent_dim) on this generator's device, drawn from ``generator`` (on its
-        own device) or the global RNG of that device."""
-        device = next(self.parameters()).device
-        draw_on = generator.device if generator is not None else device
-        return torch.randn(n, self.latent_dim, generator=generator, device=draw_on).to(device)
+        """n latents z ~ N(0, I) of shape (n, latent_dim) on this generator's device, drawn from ``generator`` or the
+        host's global RNG (``dfkd.rng``: the same latents on every device)."""
+        return rng.randn(n, self.latent_dim, device=next(self.parameters()).device, generator=generator)
 
 
 class Normalize(nn.Module):

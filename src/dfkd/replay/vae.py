@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import rng
 from ..models.generator import DCGANGenerator
 from ..parts import module_bytes
 
@@ -49,7 +50,7 @@ class ReplayVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction (B, C, H, W), mu and logvar (B, L), with the reparameterisation trick."""
         mu, logvar = self.encoder(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        z = mu + rng.randn(*mu.shape, dtype=mu.dtype, device=mu.device) * torch.exp(0.5 * logvar)
         return self.decoder(z), mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

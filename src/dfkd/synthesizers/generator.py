@@ -35,7 +35,7 @@ class GeneratorSynthesizer(Synthesizer):
             raise DfkdError("this method trains a generator but every generator loss weight is 0")
         self.generator = create_generator(c.generator, latent_dim=c.latent_dim, out_shape=ctx.info.input_shape,
                                           width=c.generator_width, info=ctx.info, **c.generator_options)
-        self.generator = self.generator.to(memory_format=ctx.memory_format).train()
+        self.generator = ctx.place(self.generator).train()
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=c.lr_generator,
                                           betas=(c.generator_beta1, 0.999), foreach=True)
         self.generator_train = ctx.wrap(self.generator)  # DDP under torchrun: gradients averaged over ranks
@@ -54,11 +54,10 @@ class GeneratorSynthesizer(Synthesizer):
             x = self.generator_train(self.generator.sample_latent(self.ctx.cfg.batch_size))  # (B, C, H, W)
             p = self.objective.passes(x)
         loss, terms = self.objective(p)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.objective.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        self.objective.step()
+        optimizers = [self.optimizer, *self.objective.optimizers()]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.ctx.precision.backward(loss, optimizers)
         if self.ema is not None:
             self._update_ema()
         out = {k: v.detach() for k, v in terms.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import rng
 from .base import Synthesizer, register_synthesizer
 
 
@@ -13,6 +14,5 @@ class NoiseSynthesizer(Synthesizer):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        draw_on = generator.device if generator is not None else self.ctx.device
-        x = torch.randn(n, *self.ctx.info.input_shape, generator=generator, device=draw_on).to(self.ctx.device)
+        x = rng.randn(n, *self.ctx.info.input_shape, device=self.ctx.device, generator=generator)
         return x.contiguous(memory_format=self.ctx.memory_format)

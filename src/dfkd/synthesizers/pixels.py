@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import rng
 from ..errors import DfkdError
 from ..parts import PartContext
 from ..terms import Objective
@@ -37,9 +38,9 @@ def jitter_flip(x: torch.Tensor, jitter: int, flip: bool) -> torch.Tensor:
     """One random roll (dy, dx) and one random flip for the whole batch, as DeepInversion's ``jitter_and_flip``.
     The draws are host-side on purpose: the shifts and the flip decide the shape of the ops, not their data."""
     if jitter > 0:
-        dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,)))
+        dy, dx = (int(v) for v in rng.randint(-jitter, jitter + 1, (2,)))
         x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    if flip and bool(torch.rand(()) < 0.5):
+    if flip and bool(rng.rand(()) < 0.5):
         x = x.flip(3)
     return x
 
@@ -62,9 +63,9 @@ class PixelSynthesizer(Synthesizer):
     def round(self, n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Optimise a fresh batch; returns (logged terms of the last step, the batch (detached), its targets)."""
         c, dev = self.ctx.cfg, self.ctx.device
-        x = torch.randn(n, *self.ctx.info.input_shape, device=dev).contiguous(memory_format=self.ctx.memory_format)
+        x = rng.randn(n, *self.ctx.info.input_shape, device=dev).contiguous(memory_format=self.ctx.memory_format)
         x.requires_grad_(True)
-        targets = torch.randint(0, self.ctx.info.num_classes, (n,), device=dev).sort().values
+        targets = rng.randint(0, self.ctx.info.num_classes, (n,), device=dev).sort().values
         opt = torch.optim.Adam([x], lr=c.lr_generator, betas=(c.generator_beta1, c.pixel_beta2))
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):
@@ -72,11 +73,10 @@ class PixelSynthesizer(Synthesizer):
             with self.ctx.precision():
                 p = self.objective.passes(view, targets=targets, source=x)
             loss, terms = self.objective(p)
-            opt.zero_grad(set_to_none=True)
-            self.objective.zero_grad()
-            loss.backward()
-            opt.step()
-            self.objective.step()
+            optimizers = [opt, *self.objective.optimizers()]
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
+            self.ctx.precision.backward(loss, optimizers)
             with torch.no_grad():
                 x.copy_(torch.maximum(torch.minimum(x, self.high), self.low))
             out = {k: v.detach() for k, v in terms.items()}
@@ -87,6 +87,5 @@ class PixelSynthesizer(Synthesizer):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pixel noise, clamped to the pixel range: what a round starts from (rounds make the real samples)."""
-        dev = generator.device if generator is not None else self.ctx.device
-        x = torch.randn(n, *self.ctx.info.input_shape, generator=generator, device=dev).to(self.low.device)
+        x = rng.randn(n, *self.ctx.info.input_shape, device=self.low.device, generator=generator)
         return torch.maximum(torch.minimum(x, self.high), self.low).contiguous(memory_format=self.ctx.memory_format)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import rng
 from ..data.info import DatasetInfo
 
 
@@ -69,8 +70,7 @@ class SyntheticPool(nn.Module):
         """n stored images (normalised fp32) and their teacher logits, drawn uniformly with replacement."""
         if len(self) == 0:
             raise RuntimeError("the synthetic pool is empty")
-        dev = generator.device if generator is not None else self.images.device
-        idx = torch.randint(0, len(self), (n,), generator=generator, device=dev).to(self.images.device)
+        idx = rng.randint(0, len(self), (n,), device=self.images.device, generator=generator)
         return self.info.normalize(self.images[idx]), self.logits[idx]
 
     @torch.no_grad()
@@ -85,7 +85,7 @@ class SyntheticPool(nn.Module):
         for key in ("images", "logits"):
             saved = state_dict.get(prefix + key)
             if saved is not None:
-                setattr(self, key, torch.zeros_like(saved))  # restore a pool of any fill
+                setattr(self, key, torch.zeros_like(saved, device=self.images.device))  # a pool of any fill
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -86,11 +86,10 @@ class Term(nn.Module):
     def parts(self) -> list[Part]:
         return []
 
-    def zero_grad(self) -> None:
-        """Clear the gradients of what the term trains itself (a projection head)."""
-
-    def step(self) -> None:
-        """Step what the term trains itself, after the synthesis step's backward."""
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimizers of what the term trains itself (a projection head): zeroed before and stepped after
+        the synthesis step's backward, with the synthesis step's own optimizer."""
+        return []
 
     def close(self) -> None:
         """Remove what the term attached (hooks on the teacher)."""
@@ -150,13 +149,8 @@ class Objective(nn.Module):
     def parts(self) -> list[Part]:
         return [part for t in self.terms for part in t.parts()]
 
-    def zero_grad(self) -> None:
-        for t in self.terms:
-            t.zero_grad()
-
-    def step(self) -> None:
-        for t in self.terms:
-            t.step()
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [o for t in self.terms for o in t.optimizers()]
 
     def close(self) -> None:
         for t in self.terms:

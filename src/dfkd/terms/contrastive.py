@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import rng
 from ..data.augment import random_resized_crop
 from ..errors import DfkdError
 from ..parts import Part, PartContext
@@ -73,12 +74,12 @@ class FeatureBank(nn.Module):
     def sample(self, n: int) -> torch.Tensor:
         if len(self) <= n:
             return self.rows
-        return self.rows[torch.randperm(len(self), device=self.rows.device)[:n]]
+        return self.rows[rng.randperm(len(self), device=self.rows.device)[:n]]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         rows = state_dict.get(prefix + "rows")
         if rows is not None:
-            self.rows = torch.zeros_like(rows)  # the saved bank may be fuller than this new one
+            self.rows = torch.zeros_like(rows, device=self.rows.device)  # the saved bank may be fuller than this one
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -110,9 +111,9 @@ class Contrastive(Term):
         self._recording = False
         self._handles = [layer.register_forward_hook(self._hook) for layer in layers]
         dim = sum(layer.num_features for layer in layers)
-        self.head = ProjectionHead(dim, head_dim)
+        self.head = ctx.place(ProjectionHead(dim, head_dim))
         self.head_optimizer = torch.optim.Adam(self.head.parameters(), lr=ctx.cfg.lr_generator, foreach=True)
-        self.bank = FeatureBank(bank_size, 2 * dim)
+        self.bank = FeatureBank(bank_size, 2 * dim).to(ctx.device)
         self.last_features: torch.Tensor | None = None  # [local | global] of the last step, detached (B, 2d)
         self._global: torch.Tensor | None = None
 
@@ -163,11 +164,8 @@ class Contrastive(Term):
         return [Part("contrastive_head", self.head, self.head_optimizer, "lr_generator", per_rank=True),
                 Part("contrastive_bank", self.bank, per_rank=True)]
 
-    def zero_grad(self) -> None:
-        self.head_optimizer.zero_grad(set_to_none=True)
-
-    def step(self) -> None:
-        self.head_optimizer.step()
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.head_optimizer]
 
     def close(self) -> None:
         for h in self._handles:
