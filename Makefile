@@ -2,6 +2,7 @@
 #   make demo   - set up, then run the short real demo (dfkd demo)
 #   make test   - set up, then run the test suite
 #   make test-fast - the subset for the edit-test loop (tests not marked slow; under 3 minutes on 2 cores)
+#   make gpu-check - on a machine with an NVIDIA GPU (and a CUDA build of PyTorch): dfkd selftest --device cuda
 # TORCH selects the PyTorch build installed before dfkd. The default pins the CPU wheel 2.13.0, which
 # never pulls CUDA packages on machines that carry that wheel locally. Elsewhere, for example:
 #   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"    (CPU)
@@ -12,7 +13,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dfkd-installed
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast gpu-check clean
 
 setup: $(STAMP)
 
@@ -34,6 +35,9 @@ test: setup
 test-fast: setup
 	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+gpu-check: setup
+	$(VENV)/bin/dfkd selftest --device cuda --json gpu-check.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

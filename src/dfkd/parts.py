@@ -83,10 +83,14 @@ class PartContext:
         """Where the run computes: the teacher's device (parts create their tensors there)."""
         return module_device(self.teacher)
 
-    def place(self, module: nn.Module) -> nn.Module:
-        """A part built on the host (seeded, so the same on every device), moved to the run's device and memory
-        format."""
-        return module.to(device=self.device, memory_format=self.memory_format)
+    def build(self, factory: Callable[[], nn.Module], memory_format: bool = True) -> nn.Module:
+        """A part made by ``factory`` on the host (seeded: the same initial weights on every device), then moved to
+        the run's device (and memory format, unless ``memory_format`` is false: storage-only buffers)."""
+        with torch.device("cpu"):
+            module = factory()
+        if memory_format:
+            return module.to(device=self.device, memory_format=self.memory_format)
+        return module.to(device=self.device)
 
 
 def module_device(module: nn.Module) -> torch.device:

@@ -135,8 +135,9 @@ def distill(
     seed_everything(cfg.seed)  # before the student is built: the seed fixes its initial weights too
     if isinstance(student, str):
         student_arch = student
-        student = create_model(student, num_classes=info.num_classes, in_channels=info.in_channels,
-                               input_size=info.image_size)
+        with torch.device("cpu"):  # built on the host (seeded), moved to the run's device by the method
+            student = create_model(student, num_classes=info.num_classes, in_channels=info.in_channels,
+                                   input_size=info.image_size)
     n_teacher = _num_outputs(teacher, info, "teacher")
     n_student = _num_outputs(student, info, "student")
     if n_teacher != info.num_classes:

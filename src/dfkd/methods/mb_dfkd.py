@@ -40,7 +40,8 @@ class MBDFKD(ReplayMethod):
 
     def __init__(self, teacher, student, info, cfg: MBDFKDConfig, dist=None, device=None) -> None:
         super().__init__(teacher, student, info, cfg, dist, device)
-        self.bank = MemoryBank(cfg.memory_batches * cfg.memory_batch_size, info.input_shape).to(self.device)
+        self.bank = self.ctx.build(lambda: MemoryBank(cfg.memory_batches * cfg.memory_batch_size, info.input_shape),
+                                   memory_format=False)
         # each rank stores and replays its own samples under torchrun
         self.add_part(Part("bank", self.bank, per_rank=True, replay=True))
 

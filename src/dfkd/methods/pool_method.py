@@ -52,7 +52,7 @@ class PoolMethod(Method):
 
     def __init__(self, teacher, student, info, cfg: PoolConfig, dist=None, device=None) -> None:
         super().__init__(teacher, student, info, cfg, dist, device)
-        self.pool = SyntheticPool(self.cfg.pool_size, info).to(self.device)
+        self.pool = self.ctx.build(lambda: SyntheticPool(self.cfg.pool_size, info), memory_format=False)
         self.add_part(Part("pool", self.pool, per_rank=True, replay=True))
 
     def learn_from_pool(self, x: torch.Tensor) -> torch.Tensor:

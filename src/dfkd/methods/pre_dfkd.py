@@ -66,7 +66,7 @@ class PREDFKD(ReplayMethod):
 
     def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None, device=None) -> None:
         super().__init__(teacher, student, info, cfg, dist, device)
-        self.vae = self.ctx.place(ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width)).train()
+        self.vae = self.ctx.build(lambda: ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width)).train()
         self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
         self.add_part(Part("vae", self.vae, self.opt_vae, "lr_vae", replay=True, log_prefix="vae_"))
         self.vae_train = self.wrap(self.vae)
@@ -80,9 +80,10 @@ class PREDFKD(ReplayMethod):
         z.requires_grad_(True)
         with torch.enable_grad(), eval_mode(self.vae), self.precision():  # callable from no_grad code too
             t = self.teacher(self.vae.decode(z)).float()
-            loss = (c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
-                    + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim, device=z.device))
-                    + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim, device=z.device)))
+            loss = c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
+            if n > 1:  # the batch-moment terms; a single latent has no variance (torch.var of one row is NaN)
+                loss = (loss + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim, device=z.device))
+                        + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim, device=z.device)))
             (g,) = torch.autograd.grad(loss, z)  # grads for z only: nothing accumulates in the VAE or teacher
         return (z - c.lr_nudge * g / (g.abs() + 1e-8)).detach()
 

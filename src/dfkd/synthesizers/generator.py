@@ -33,9 +33,9 @@ class GeneratorSynthesizer(Synthesizer):
         c = ctx.cfg
         if not objective:
             raise DfkdError("this method trains a generator but every generator loss weight is 0")
-        self.generator = create_generator(c.generator, latent_dim=c.latent_dim, out_shape=ctx.info.input_shape,
-                                          width=c.generator_width, info=ctx.info, **c.generator_options)
-        self.generator = ctx.place(self.generator).train()
+        self.generator = ctx.build(lambda: create_generator(
+            c.generator, latent_dim=c.latent_dim, out_shape=ctx.info.input_shape, width=c.generator_width,
+            info=ctx.info, **c.generator_options)).train()
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=c.lr_generator,
                                           betas=(c.generator_beta1, 0.999), foreach=True)
         self.generator_train = ctx.wrap(self.generator)  # DDP under torchrun: gradients averaged over ranks

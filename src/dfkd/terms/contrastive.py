@@ -111,9 +111,9 @@ class Contrastive(Term):
         self._recording = False
         self._handles = [layer.register_forward_hook(self._hook) for layer in layers]
         dim = sum(layer.num_features for layer in layers)
-        self.head = ctx.place(ProjectionHead(dim, head_dim))
+        self.head = ctx.build(lambda: ProjectionHead(dim, head_dim))
         self.head_optimizer = torch.optim.Adam(self.head.parameters(), lr=ctx.cfg.lr_generator, foreach=True)
-        self.bank = FeatureBank(bank_size, 2 * dim).to(ctx.device)
+        self.bank = ctx.build(lambda: FeatureBank(bank_size, 2 * dim), memory_format=False)
         self.last_features: torch.Tensor | None = None  # [local | global] of the last step, detached (B, 2d)
         self._global: torch.Tensor | None = None
 
