@@ -68,15 +68,20 @@ class CMIConfig(PoolConfig, ContrastiveSettings):
         require_non_negative(self, "w_class", "w_contrastive", "view_crop")
 
 
+@torch.no_grad()
 def reinitialise(generator: nn.Module) -> None:
-    """DataFree's ``reset_model``: conv/linear weights N(0, 0.02), biases 0, BatchNorm gamma N(1, 0.02), beta 0."""
+    """DataFree's ``reset_model``: conv/linear weights N(0, 0.02), biases 0, BatchNorm gamma N(1, 0.02), beta 0
+    (drawn on the host, ``dfkd.rng``: the same round on every device)."""
+    def normal(w: torch.Tensor, mean: float) -> None:
+        w.copy_(rng.randn(*w.shape, device=w.device).mul_(0.02).add_(mean))
+
     for m in generator.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            normal(m.weight, 0.0)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
-            nn.init.normal_(m.weight, 1.0, 0.02)
+            normal(m.weight, 1.0)
             nn.init.zeros_(m.bias)
 
 
