@@ -6,7 +6,7 @@ Checks (tiny random networks, no data set needed):
 - ``parity``: two iterations of every method, fp32 on the device and on the CPU from the same seed, with every
   learning rate at 0. Random draws come from the host (``dfkd.rng``) and TF32 is off during the check, so the two
   runs differ only by the order of floating-point sums. Passes when every logged loss agrees within
-  ``TOLERANCE`` (relative) and, for every part (student, generator, VAE, memory bank, pool, ...), the relative L2
+  ``LOSS_TOLERANCE`` (relative) and, for every part (student, generator, VAE, memory bank, pool, ...), the relative L2
   distance ``||s_device - s_cpu|| / ||s_cpu||`` over its floating-point state (weights, buffers, gradients,
   optimizer moments) is at most ``TOLERANCE``. Why frozen learning rates: Adam's first steps move every weight by
   about ``lr * sign(g)``, so summation-order noise in a near-zero gradient becomes a 2 x lr difference; on the
@@ -40,7 +40,12 @@ import torch
 from .device import device_name, resolve_device, to_cpu
 from .errors import DfkdError
 
-TOLERANCE = 1e-3  # relative L2 distance between a part's weights after the device run and after the CPU run
+TOLERANCE = 1e-3  # relative L2 distance between a part's state after the device run and after the CPU run
+# Relative difference of a logged loss. Looser than the state's: the pool methods (ADI, CMI) train on 8-bit copies
+# of their samples, so summation-order noise can flip one pixel's rounding and move the student loss by ~1e-3
+# (NVIDIA H200, 2026-11-26: ADI 5.5e-3, CMI 2.5e-3; every method without a pool <= 1e-5). A wrong random
+# stream or a part left behind on the host moves the losses by O(1).
+LOSS_TOLERANCE = 2e-2
 TINY = {"batch_size": 16, "student_steps": 2, "generator_width": 8, "latent_dim": 16, "eval_every": 1000,
         "log_every": 1, "signal_samples": 0, "channels_last": True, "vae_width": 4, "vae_latent_dim": 8,
         "vae_updates": 2, "memory_batches": 2, "memory_batch_size": 8, "push_every": 1, "pool_size": 64,
@@ -178,7 +183,7 @@ def check_parity(name: str, device: torch.device, tmp: Path) -> dict[str, Any]:
     (cpu_w, cpu_l), (dev_w, dev_l) = runs["cpu"], runs[str(device)]
     dist, part = relative_distance(cpu_w, dev_w)
     ldist, loss = loss_distance(cpu_l, dev_l)
-    return {"check": "parity", "method": name, "ok": dist <= TOLERANCE and ldist <= TOLERANCE,
+    return {"check": "parity", "method": name, "ok": dist <= TOLERANCE and ldist <= LOSS_TOLERANCE,
             "relative_l2": dist, "worst_part": part, "loss_difference": ldist, "worst_loss": loss}
 
 
@@ -267,8 +272,8 @@ def run_selftest(device: str = "cuda", methods: list[str] | None = None, speed: 
     names = list(methods or list_methods())
     for n in names:
         get_method(n)
-    log(f"dfkd selftest on {device_name(dev)}, torch {torch.__version__}; tolerance: relative L2 distance <= "
-        f"{TOLERANCE:g} per part")
+    log(f"dfkd selftest on {device_name(dev)}, torch {torch.__version__}; tolerance: state relative L2 distance <= "
+        f"{TOLERANCE:g} per part, losses <= {LOSS_TOLERANCE:g} relative")
     results: list[dict[str, Any]] = []
 
     def record(r: dict[str, Any]) -> None:
@@ -291,8 +296,9 @@ def run_selftest(device: str = "cuda", methods: list[str] | None = None, speed: 
     ran = [r for r in results if r["ok"] is not None]
     log(f"selftest: {len(ran) - len(failed)} of {len(ran)} checks passed"
         + (f", {len(results) - len(ran)} skipped" if len(results) > len(ran) else ""))
-    return {"device": device_name(dev), "torch": torch.__version__, "tolerance": TOLERANCE, "results": results,
+    return {"device": device_name(dev), "torch": torch.__version__, "tolerance": TOLERANCE,
+            "loss_tolerance": LOSS_TOLERANCE, "results": results,
             "passed": not failed}
 
 
-__all__ = ["TOLERANCE", "relative_distance", "run_selftest"]
+__all__ = ["LOSS_TOLERANCE", "TOLERANCE", "loss_distance", "relative_distance", "run_selftest"]
