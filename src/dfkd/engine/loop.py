@@ -148,6 +148,7 @@ def distill(
     if resume and out_dir is None:
         raise DfkdError("resume needs the run's output directory (out_dir / --out)")
 
+    teacher_device = module_device(teacher)  # the caller's teacher goes back there at the end
     m = method_cls(teacher, student, info, rank_cfg, ctx, device=ctx.device)
     if ctx.enabled:
         seed_everything(cfg.seed + 1_000_003 * ctx.rank)  # same weights everywhere, a sample stream per rank
@@ -297,7 +298,8 @@ def distill(
                                       config={"method": method_cls.name, **to_plain(cfg)}, metrics=summary),
                         out / "student.pt")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-        save_sample_grid(m, info, out / "samples.pt")
+        save_sample_grid(m, info, out / "samples.pt")  # (PRE-DFKD's replay samples need the teacher on the device)
+    m.teacher.to(teacher_device)  # the caller's teacher is back where it was
     ctx.close()
     return DistillResult(student, summary, m, out)
 
