@@ -408,3 +408,23 @@ def test_pre_dfkd_with_a_single_self_replayed_latent_stays_finite():
     res = distill(teacher, student, "pre-dfkd", cfg, info=INFO, progress=False)
     assert res.summary["rollbacks"] == 0
     assert all(torch.isfinite(p).all() for p in res.student.parameters())
+
+
+def test_student_ema_is_the_weight_average_that_is_evaluated_and_saved(tmp_path):
+    """student_ema = m: after each student step ema <- m * ema + (1 - m) * student; with one step from the initial
+    weights w0 to w1, the saved student is m * w0 + (1 - m) * w1, and the evaluation scores it, not w1."""
+    teacher, student = nets(name="dfad")
+    w0 = {k: v.clone() for k, v in student.state_dict().items()}
+    cfg = tiny_config("dfad", iterations=1, student_steps=1, student_ema=0.75)
+    res = distill(teacher, student, "dfad", cfg, info=INFO, out_dir=tmp_path, progress=False,
+                  student_arch="lenet5-half")
+    w1 = res.method.student.state_dict()
+    for k, v in res.student.state_dict().items():
+        assert torch.allclose(v, 0.75 * w0[k] + 0.25 * w1[k].cpu(), atol=1e-6), k
+        assert not torch.equal(v, w1[k].cpu())
+    saved, _, _ = load_model(tmp_path / "student.pt")
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), res.student.state_dict().values()))
+    assert all(p.requires_grad for p in res.student.parameters())
+    assert "student_ema" in res.method.state_dict()["modules"]  # checkpointed, so a resumed run continues it
+    with pytest.raises(DfkdError, match="student_ema"):
+        resolve_config(get_method("dfad"), {"student_ema": 1.0})

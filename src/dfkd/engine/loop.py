@@ -239,7 +239,7 @@ def distill(
                     t0 = time.perf_counter()
                     row: dict[str, Any] = {"iteration": done, "kind": "eval"}
                     if eval_split is not None:
-                        row["test_acc"] = accuracy(m.student, *eval_split, info, cfg.eval_batch_size,
+                        row["test_acc"] = accuracy(m.output_student, *eval_split, info, cfg.eval_batch_size,
                                                    device=m.device)["accuracy"]
                         loop.accs.append(row["test_acc"])
                         bar.postfix["acc"] = row["test_acc"]
@@ -267,8 +267,8 @@ def distill(
         if log:
             log.close()
 
-    student = m.student.to(device="cpu", memory_format=torch.contiguous_format)
-    student.eval()
+    student = m.output_student.to(device="cpu", memory_format=torch.contiguous_format)
+    student.eval().requires_grad_(True)  # the weight average was frozen while it tracked the student
     summary: dict[str, Any] = {
         **robustness_summary(loop.accs),
         "teacher_acc": loop.teacher_acc,

@@ -24,9 +24,9 @@ from ..parts import keep_buffers
 
 @torch.no_grad()
 def _agreement(method, x: torch.Tensor) -> float:
-    with method.precision(), eval_mode(method.student):
+    with method.precision(), eval_mode(method.output_student):
         t = method.teacher(x).argmax(1)
-        s = method.student(x).argmax(1)
+        s = method.output_student(x).argmax(1)
     return 100.0 * (t == s).float().mean().item()
 
 

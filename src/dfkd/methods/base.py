@@ -24,6 +24,7 @@ Conventions the official PRE-DFKD code breaks and we keep:
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator
 
 import torch
@@ -93,6 +94,10 @@ class Method:
         self.parts: dict[str, Part] = {}
         self.add_part(Part("student", self.student, self._student_optimizer(self.student.parameters()),
                            "lr_student", scheduled=True, log_prefix="s_"))
+        # Weight average of the student (``student_ema``): evaluated and saved instead of the trained weights
+        self.student_ema = freeze(copy.deepcopy(self.student)) if cfg.student_ema > 0 else None
+        if self.student_ema is not None:
+            self.add_part(Part("student_ema", self.student_ema))
         # Per-part factor on the configured learning rate; the loop halves one after a non-finite rollback.
         self.lr_scale: dict[str, float] = {}
         # The passes that train a part go through DDP wrappers under torchrun (gradients averaged over ranks);
@@ -116,6 +121,11 @@ class Method:
 
     def wrap(self, module: nn.Module) -> nn.Module:
         return wrap_ddp(module, self.dist, self.cfg.sync_bn)
+
+    @property
+    def output_student(self) -> nn.Module:
+        """The student a user gets: the weight average with ``student_ema`` > 0, else the trained student."""
+        return self.student_ema if self.student_ema is not None else self.student
 
     @property
     def opt_student(self) -> torch.optim.Optimizer:
@@ -283,4 +293,13 @@ class Method:
         loss = self.student_loss(s_logits.float(), t_logits.float())
         self.opt_student.zero_grad(set_to_none=True)
         self.amp_student.backward(loss, [self.opt_student])
+        if self.student_ema is not None:
+            self._update_student_ema()
         return loss.detach(), (None if augmented else t_logits.detach())
+
+    @torch.no_grad()
+    def _update_student_ema(self) -> None:
+        m = self.cfg.student_ema
+        torch._foreach_lerp_(list(self.student_ema.parameters()), list(self.student.parameters()), 1.0 - m)
+        for b_ema, b in zip(self.student_ema.buffers(), self.student.buffers()):
+            b_ema.copy_(b)

@@ -64,6 +64,10 @@ class DistillConfig:
     augment_mixup: float = 0.0
     # Student objective
     student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
+    # Weight averaging of the student (Polyak; "mean teacher"/EMA as in Tarvainen & Valpola 2017): a copy updated
+    # after every student step, ema <- m * ema + (1 - m) * student (BatchNorm buffers copied). With m > 0 the copy
+    # is what is evaluated, measured by the progress signal and saved as student.pt. 0: off.
+    student_ema: float = 0.0
     kd_temperature: float = 1.0
     # Run settings
     # Reduced-precision autocast where the device has it (losses stay fp32): bf16 on CPUs and Ampere+ GPUs, fp16
@@ -107,6 +111,8 @@ class DistillConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
+        if not 0 <= self.student_ema < 1:
+            raise DfkdError(f"config 'student_ema' must be in [0, 1), got {self.student_ema}")
         if not (0 <= self.ema_generator < 1 and 0 <= self.ema_fraction <= 1):
             raise DfkdError(f"config 'ema_generator' must be in [0, 1) and 'ema_fraction' in [0, 1], got "
                             f"{self.ema_generator} and {self.ema_fraction}")
