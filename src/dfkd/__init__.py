@@ -13,6 +13,7 @@ from .data import DatasetInfo, ImageDataset, list_datasets, load_dataset
 from .engine import DistillResult, distill
 from .errors import DfkdError
 from .evaluate import accuracy
+from .export import export
 from .models import count_parameters, create_model, list_models
 from .teacher import TeacherConfig, recipe, train_teacher
 
@@ -21,5 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DfkdError", "DatasetInfo", "ImageDataset", "load_dataset", "list_datasets", "create_model", "list_models",
     "count_parameters", "TeacherConfig", "recipe", "train_teacher", "accuracy", "load_model", "load_checkpoint",
-    "save_checkpoint", "model_payload", "distill", "DistillResult", "__version__",
+    "save_checkpoint", "model_payload", "distill", "DistillResult", "export", "__version__",
 ]

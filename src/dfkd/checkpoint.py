@@ -7,9 +7,12 @@
 
 Written atomically (temp file, fsync, rename); read with ``torch.load(weights_only=True)`` so a
 checkpoint can never run code. A file holding a pickled whole module is refused with a conversion hint.
+``.safetensors`` files are read too: a plain state_dict, or a full checkpoint when the file's header carries
+the metadata ``dfkd export --format safetensors`` writes.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -52,13 +55,40 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> None:
     atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
+def _load_safetensors(p: Path) -> dict[str, Any]:
+    """A .safetensors file as a state_dict, or as a full model checkpoint when its header has dfkd's metadata."""
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise DfkdError(f"reading '{p}' needs the 'safetensors' package: pip install 'dfkd[safetensors]'") from None
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # a truncated or foreign file: SafetensorError, OSError, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DfkdError(f"safetensors file '{p}' is truncated or corrupt ({first[:160]})") from None
+    meta = header.get("dfkd")
+    if meta is None:
+        return state
+    try:
+        meta = json.loads(meta)
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "role": meta.get("role", "teacher"),
+                "arch": meta["arch"], "dataset": meta["dataset"], "state_dict": state, "config": {},
+                "metrics": meta.get("metrics", {})}
+    except (ValueError, KeyError, TypeError):
+        raise DfkdError(f"safetensors file '{p}' has unreadable dfkd metadata in its header") from None
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only=True``); errors are one clear line."""
+    """Load a checkpoint file safely (``weights_only=True``; ``.safetensors`` too); errors are one clear line."""
     p = Path(path)
     if not p.exists():
         raise DfkdError(f"checkpoint '{p}' does not exist")
     if p.is_dir():
         raise DfkdError(f"checkpoint '{p}' is a directory; pass the .pt file inside it")
+    if p.suffix == ".safetensors":
+        return _load_safetensors(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

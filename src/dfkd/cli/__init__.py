@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from ..errors import DfkdError
-from . import bench_cmd, demo, distill_cmd, listing, plot_cmd, selftest_cmd, teacher_cmds
+from . import bench_cmd, demo, distill_cmd, export_cmd, listing, plot_cmd, selftest_cmd, teacher_cmds
 
 # Each module contributes subcommands via add_parsers(subparsers); handlers are set with set_defaults(run=...).
-COMMAND_MODULES = [teacher_cmds, distill_cmd, plot_cmd, bench_cmd, listing, demo, selftest_cmd]
+COMMAND_MODULES = [teacher_cmds, distill_cmd, export_cmd, plot_cmd, bench_cmd, listing, demo, selftest_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

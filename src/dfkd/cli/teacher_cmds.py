@@ -54,7 +54,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Turn a plain state_dict (torch.save(model.state_dict(), F)) of a zoo model or of "
                                    "your own architecture (--arch mypkg.models:build_net) into a teacher.pt that "
                                    "carries its architecture and data set metadata.")
-    p.add_argument("weights", help="state_dict file")
+    p.add_argument("weights", help="state_dict file: a torch .pt of tensors, or .safetensors")
     p.add_argument("--arch", required=True, help="zoo name or module:function (called with num_classes, "
                    "in_channels, input_size)")
     p.add_argument("--dataset", required=True, help="the data set the weights were trained on (for its metadata)")
