@@ -1,7 +1,8 @@
-"""A dependency-free progress line: step/total, rate, ETA and the latest scalars.
+"""Progress of a run: step/total, rate, ETA and the latest scalars.
 
-On a terminal it redraws one line (at most 4 times a second); in a log file (no TTY) it prints a full
-line every ``log_every_s`` seconds, so CI logs stay short.
+On a terminal or in a Jupyter notebook it is a tqdm bar (``tqdm.auto``: a widget in notebooks, a redrawn line
+on a terminal); in a log file (no TTY) it prints a full line every ``log_every_s`` seconds with no carriage
+returns, so CI logs stay short and greppable. ``enabled=False`` (``--quiet``) prints nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (where tqdm draws a widget)."""
+    shell = sys.modules.get("IPython")
+    ip = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
 class Progress:
     def __init__(self, total: int, desc: str = "", stream: IO[str] | None = None, enabled: bool = True,
                  log_every_s: float = 30.0, initial: int = 0) -> None:
@@ -30,16 +38,38 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.log_every_s = log_every_s
-        self.n = self.start_n = initial
+        self._n = self.start_n = initial
         self.start = time.perf_counter()
         self._last_draw = -1e9
         self.postfix: dict[str, Any] = {}
+        self._bar = None
+        if enabled and (self.tty or (stream is None and in_notebook())):
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, desc=desc, file=self.stream, dynamic_ncols=True,
+                             mininterval=0.25, unit="it", leave=True)
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @n.setter
+    def n(self, value: int) -> None:  # a rollback moves the run back
+        self._n = value
+        if self._bar is not None:
+            self._bar.n = value
+            self._bar.refresh()
 
     def update(self, n: int = 1, **postfix: Any) -> None:
-        self.n += n
+        self._n += n
         self.postfix.update(postfix)
+        if self._bar is not None:
+            if self.postfix:
+                self._bar.set_postfix({k: _fmt(v) for k, v in self.postfix.items()}, refresh=False)
+            self._bar.update(n)
+            return
         now = time.perf_counter()
-        if self.enabled and now - self._last_draw >= (0.25 if self.tty else self.log_every_s):
+        if self.enabled and now - self._last_draw >= self.log_every_s:
             self._draw(now)
 
     def line(self, now: float | None = None) -> str:
@@ -56,15 +86,14 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         self._last_draw = now
-        if self.tty:
-            self.stream.write("\r\033[K" + self.line(now))
-        else:
-            self.stream.write(self.line(now) + "\n")
+        self.stream.write(self.line(now) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self._bar is not None:
+            if self.postfix:
+                self._bar.set_postfix({k: _fmt(v) for k, v in self.postfix.items()}, refresh=False)
+            self._bar.close()
+            self._bar = None
+        elif self.enabled:
             self._draw(time.perf_counter())
-            if self.tty:
-                self.stream.write("\n")
-            self.stream.flush()

@@ -49,6 +49,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (same settings); start it if there is none")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write metrics and sample grids for TensorBoard to OUT/tb (pip install 'dfkd[tensorboard]')")
     add_distill_options(p)
     add_device(p)
     add_data_dir(p)
@@ -60,6 +62,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                    "never interrupted.")
     p.add_argument("run_dir", help="the run's output directory")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events to RUN_DIR/tb")
     add_device(p)
     add_data_dir(p)
     p.set_defaults(run=run_resume)
@@ -84,7 +87,7 @@ def run_distill(args: argparse.Namespace) -> int:
     result = distill(teacher, args.student, args.method, cfg, info=info, eval_data=data, out_dir=out,
                      progress=not args.quiet, extra_config={"teacher": str(args.teacher),
                                                            "eval_dataset": args.eval_dataset},
-                     overwrite=args.overwrite, resume=args.resume, device=args.device)
+                     overwrite=args.overwrite, resume=args.resume, device=args.device, tensorboard=args.tensorboard)
     _report(args.method, result.summary, out)
     return 0
 
@@ -112,7 +115,7 @@ def run_resume(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in saved.items() if k not in ("method", "teacher", "student_arch", "dataset", "config")}
     result = distill(teacher, saved["student_arch"], saved["method"], saved["config"], info=info, eval_data=data,
                      out_dir=out, progress=not args.quiet, extra_config={"teacher": saved["teacher"], **extra},
-                     resume=True, device=args.device)
+                     resume=True, device=args.device, tensorboard=args.tensorboard)
     _report(saved["method"], result.summary, out)
     return 0
 

@@ -39,11 +39,12 @@ from ..rng import rng_state, seed_everything
 from .collapse import track_collapse
 from .progress_signal import signal_summary, synthetic_agreement
 from .robustness import robustness_summary
-from .run_dir import open_run_dir, restore_run
+from .run_dir import TB_DIR, open_run_dir, restore_run
 from .run_state import (STATE_FILE, LoopState, non_finite, offending_optimizers, restore, save_run_state,
                         snapshot)
 from .samples import save_sample_grid
 from .stop import RunInterrupted, StopSignals
+from .tensorboard import TensorBoardLog, summary_writer_class
 
 
 @dataclass
@@ -100,6 +101,7 @@ def distill(
     overwrite: bool = False,
     resume: bool = False,
     device: str | torch.device = "auto",
+    tensorboard: bool = False,
 ) -> DistillResult:
     """Distil ``teacher`` into ``student`` with ``method``, data-free.
 
@@ -110,6 +112,8 @@ def distill(
     device: ``auto`` (CUDA, else MPS, else CPU; under torchrun this rank's GPU), ``cpu``, ``cuda``, ``cuda:N``,
         ``mps``. The teacher and student are moved there; the returned student is on the CPU. Precision follows
         the device (``dfkd.device``); a run resumes on any device.
+    tensorboard: also write the metrics and sample grids as TensorBoard events to ``out_dir/tb``
+        (``dfkd.engine.tensorboard``; needs the ``tensorboard`` package).
     out_dir: where the run's files go (config.yaml, metrics.jsonl, state.pt every ``checkpoint_every``
         iterations, and at the end student.pt, summary.json, samples.pt). A directory that already holds a
         run is refused unless ``overwrite`` (its files are replaced, never mixed with the new run's) or
@@ -147,6 +151,10 @@ def distill(
     eval_split = _eval_split(eval_data)
     if resume and out_dir is None:
         raise DfkdError("resume needs the run's output directory (out_dir / --out)")
+    if tensorboard and out_dir is None:
+        raise DfkdError("tensorboard needs the run's output directory (out_dir / --out)")
+    if tensorboard:
+        summary_writer_class()  # a missing package fails before any file is touched
 
     teacher_device = module_device(teacher)  # the caller's teacher goes back there at the end
     m = method_cls(teacher, student, info, rank_cfg, ctx, device=ctx.device)
@@ -169,11 +177,16 @@ def distill(
     loop = restore_run(m, payload, ctx.rank, ctx.world_size) if payload is not None else LoopState()
     loop.sums = {k: v.to(m.device) for k, v in loop.sums.items()}  # a checkpoint holds CPU tensors
     log = MetricsLog(out / "metrics.jsonl") if out is not None and main else None
+    # TensorBoard mirrors the rows of metrics.jsonl; on resume it drops events after the checkpoint, as the log does
+    tb = (TensorBoardLog(out / TB_DIR, purge_step=loop.done + 1 if payload is not None else None)
+          if tensorboard and out is not None and main else None)
 
     def write_row(record: dict[str, Any]) -> None:
         loop.rows += 1  # on every rank, so that every rank's loop state stays the same
         if log:
             log.write(record)
+        if tb:
+            tb.write(record)
 
     run_on = {"device": device_name(m.device), "precision": m.amp.kind, "student_precision": m.amp_student.kind}
     if loop.done == 0 and loop.rows == 0:
@@ -247,6 +260,8 @@ def distill(
                         row.update(synthetic_agreement(m, cfg.signal_samples, seed=cfg.seed * 1_000_003 + done))
                         loop.signal.append(row["agree_novel"])
                         bar.postfix["agree"] = row["agree_novel"]
+                    if tb:
+                        tb.samples(m, info, done, seed=cfg.seed * 1_000_003 + done)
                     loop.eval_seconds += time.perf_counter() - t0
                     row["wall_seconds"] = elapsed_before + time.perf_counter() - session_start
                     write_row(row)
@@ -266,6 +281,8 @@ def distill(
         m.close()  # no hook stays attached to the user's teacher
         if log:
             log.close()
+        if tb:
+            tb.close()
 
     student = m.output_student.to(device="cpu", memory_format=torch.contiguous_format)
     student.eval().requires_grad_(True)  # the weight average was frozen while it tracked the student

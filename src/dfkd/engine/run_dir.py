@@ -6,6 +6,7 @@ full-state checkpoint, ``run_state``), and at the end student.pt, summary.json, 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..rng import set_rng_state
 from .run_state import STATE_FILE, LoopState, load_run_state
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "student.pt", "samples.pt")
+TB_DIR = "tb"  # --tensorboard event files
 
 
 def metric_lines(path: Path, rows: int, state_path: Path, done: int, unit: str = "iteration") -> list[str]:
@@ -89,6 +91,7 @@ def open_run_dir(out: Path, resolved: dict[str, Any], overwrite: bool, resume: b
     out.mkdir(parents=True, exist_ok=True)
     for name in (*RUN_FILES, STATE_FILE):
         (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / TB_DIR, ignore_errors=True)  # TensorBoard events of a replaced run
     write_yaml(resolved, config_path)
     return None
 
