@@ -240,6 +240,29 @@ def test_pre_dfkd_plus_augments_like_the_data_sets_teacher_training():
     assert not cls(t3, s3, cifar, resolve_config(cls, tiny_config("pre-dfkd+", augment_auto=False))).augmentation.active
 
 
+def test_pre_dfkd_plus_draws_the_black_frame_of_mnist_like_data():
+    """Fashion-MNIST images are zero-padded 28 -> 32 by the loader: the generator draws the inner 28 x 28 and the
+    2-pixel frame is the normalised black of every real image (digits and CIFAR have no frame)."""
+    cls = get_method("pre-dfkd+")
+    fmnist = dataset_info("fashion-mnist")
+    cfg = resolve_config(cls, tiny_config("pre-dfkd+"))
+    teacher, student = nets()
+    m = cls(teacher, student, fmnist, cfg)
+    assert m.cfg.generator_options == {"output": "sigmoid", "border": 2}
+    x = m.synthesize(8).float()
+    black = -fmnist.mean[0] / fmnist.std[0]
+    frame = torch.ones(32, 32, dtype=torch.bool)
+    frame[2:30, 2:30] = False
+    assert torch.allclose(x[:, 0][:, frame], torch.full_like(x[:, 0][:, frame], black), atol=1e-6)
+    assert (x[:, 0, 2:30, 2:30] > black + 1e-3).any()  # the inside is drawn
+    for d in ("digits", "cifar10"):
+        assert "border" not in cls.configure(cfg, teacher, dataset_info(d)).generator_options
+    assert "border" not in cls.configure(resolve_config(cls, tiny_config("pre-dfkd+", border_auto=False)), teacher,
+                                         fmnist).generator_options
+    kept = resolve_config(cls, tiny_config("pre-dfkd+", generator_options={"output": "sigmoid", "border": 0}))
+    assert cls.configure(kept, teacher, fmnist).generator_options["border"] == 0  # an explicit choice stays
+
+
 def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_batch():
     teacher, student = nets()
     cls = get_method("dfad")

@@ -18,7 +18,7 @@ from .cache import cached_arrays
 from .cifar import CIFAR10_INFO, CIFAR10_REMOTE, CIFAR100_REMOTE, cifar100_info, decode_pickle, pickle_source_in
 from .dataset import ImageDataset, iterate_batches
 from .digits import DIGITS_INFO, load_digits_dataset
-from .idx import FASHION_INFO, FASHION_REMOTE, MNIST_INFO, MNIST_REMOTE, load_idx_dataset
+from .idx import FASHION_INFO, FASHION_REMOTE, MNIST_INFO, MNIST_REMOTE, load_idx_dataset, zero_border
 from .imagefolder import decode_tree, is_tree
 from .info import DatasetInfo
 from .locate import RemoteFile, cache_root, download, find_source, not_found
@@ -26,7 +26,7 @@ from .svhn import SVHN_INFO, SVHN_REMOTE, decode_svhn, svhn_source_in
 from .tiny_imagenet import TINY_IMAGENET_REMOTE, decode_tiny_imagenet, tiny_imagenet_info, tiny_imagenet_source_in
 
 __all__ = ["DATASETS", "DatasetInfo", "ImageDataset", "load_dataset", "list_datasets", "iterate_batches",
-           "augment_batch", "default_augmentation", "dataset_info"]
+           "augment_batch", "default_augmentation", "dataset_info", "zero_border"]
 
 DATASETS: Registry[ImageDataset] = Registry("dataset")
 

@@ -47,6 +47,14 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Ankle boot")
 
 
+PAD = 2  # 28 x 28 -> 32 x 32: a black frame of 2 pixels around every MNIST-like image
+
+
+def zero_border(dataset_name: str) -> int:
+    """The width of the black frame the loader puts around every image of a data set (MNIST-like: ``PAD``)."""
+    return PAD if dataset_name in ("mnist", "fashion-mnist") else 0
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file (optionally gzipped): magic 0x00 0x00 <type 0x08=uint8> <ndim>, big-endian dims."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -99,8 +107,8 @@ def load_idx_dataset(name: str, remote: tuple[RemoteFile, ...], info: DatasetInf
                 raise DfkdError(f"{name}: {split} images {x.shape} and labels {y.shape} do not match")
             if y.max(initial=0) >= info.num_classes:
                 raise DfkdError(f"{name}: {split} labels go up to {y.max()}, expected < {info.num_classes}")
-            # (N, 28, 28) -> (N, 1, 32, 32), zero padding of 2 on each side
-            arrays[f"{split}_images"] = np.pad(x, ((0, 0), (2, 2), (2, 2)))[:, None]
+            # (N, 28, 28) -> (N, 1, 32, 32), zero padding of PAD on each side
+            arrays[f"{split}_images"] = np.pad(x, ((0, 0), (PAD, PAD), (PAD, PAD)))[:, None]
             arrays[f"{split}_labels"] = y.astype(np.int64)
         arrays["class_names"] = np.asarray(info.class_names)
         return arrays

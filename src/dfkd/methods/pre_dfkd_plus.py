@@ -22,7 +22,11 @@ Additions (each one a shared option of every method, set here by default):
       L_S = mean |S(A(x)) - T(A(x))|,   x = [G(z) ; D(z')],  A = random crop + flip
   ``augment_auto`` applies it when ``augment_crop``/``augment_flip`` are not set explicitly.
 
-With a teacher without BatchNorm on MNIST-like data only the in-range outputs apply.
+- The data set's black frame (MNIST-like images are zero-padded 28 -> 32 by the loader): the generator draws the
+  inner 28 x 28 and the 2-pixel frame is black, as in every real image (generator option ``border``;
+  ``border_auto``). Fashion-MNIST, 3 seeds: mu 64.8 / final 74.0 against 62.1 / 71.5 without it.
+
+With a teacher without BatchNorm on MNIST-like data the in-range outputs and the frame apply.
 What was tried there and not kept (Fashion-MNIST, 200 iterations, BENCHMARKS.md "PRE-DFKD+"): an EMA
 generator (MAD, Do et al. NeurIPS 2022), a stronger adversarial term, a higher generator learning rate,
 more replay, KL instead of L1 student loss, mixup of synthetic samples; none beat PRE-DFKD by more than
@@ -34,6 +38,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data import zero_border
 from ..data.augment import default_augmentation
 from ..terms import batchnorm_layers
 from .base import register_method
@@ -49,6 +54,9 @@ class PREDFKDPlusConfig(PREDFKDConfig):
     # whenever the BN prior is on; unbounded, it saturates an eval-mode BN teacher's softmax)
     w_activation_bn: float = 0.0
     augment_auto: bool = True  # the data set's teacher-training augmentation when augment_crop/flip are unset
+    # the black frame the data set's loader puts around its images (MNIST-like: 2 px, zero-padded 28 -> 32) is
+    # drawn by the generator too (generator option ``border``), unless generator_options sets ``border``
+    border_auto: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,4 +78,8 @@ class PREDFKDPlus(PREDFKD):
         if cfg.augment_auto and cfg.augment_crop == 0 and not cfg.augment_flip:
             aug = default_augmentation(info.name)
             cfg = dataclasses.replace(cfg, augment_crop=aug.crop_padding, augment_flip=aug.hflip)
+        border = zero_border(info.name)
+        options = cfg.generator_options
+        if cfg.border_auto and border and "border" not in options and options.get("output") == "sigmoid":
+            cfg = dataclasses.replace(cfg, generator_options={**options, "border": border})
         return cfg
