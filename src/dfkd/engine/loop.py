@@ -123,7 +123,8 @@ def distill(
     Reliability: a non-finite loss or weight rolls the run back to the last good state (at most
     ``log_every`` iterations earlier), halves the learning rate of the part that failed and goes on with
     fresh random draws; after ``max_rollbacks`` failures in a row it stops with an error. SIGINT/SIGTERM
-    finish the current iteration, write a checkpoint and raise ``RunInterrupted``.
+    finish the current iteration (under torchrun: the iterations up to the next log boundary), write a
+    checkpoint and raise ``RunInterrupted``.
     """
     method_cls = get_method(method)
     cfg = resolve_config(method_cls, config)
@@ -212,8 +213,11 @@ def distill(
                 at_log = done % cfg.log_every == 0 or last
                 at_eval = done % cfg.eval_every == 0 or last
                 at_ckpt = out is not None and (last or (cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0))
-                stopping = ctx.any(stop.requested)  # every rank stops at the same iteration
-                if not (at_log or at_eval or at_ckpt or stopping):
+                boundary = at_log or at_eval or at_ckpt
+                # Every rank stops at the same iteration. One process checks every iteration (no cost); under
+                # torchrun agreeing is a collective, a host sync, so the ranks agree at boundaries only.
+                stopping = ctx.any(stop.requested) if (boundary or not ctx.enabled) else False
+                if not (boundary or stopping):
                     continue
                 # A boundary: the only place with host syncs. Nothing non-finite gets past it.
                 loop.sums = ctx.mean(loop.sums)
