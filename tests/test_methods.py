@@ -451,3 +451,32 @@ def test_student_ema_is_the_weight_average_that_is_evaluated_and_saved(tmp_path)
     assert "student_ema" in res.method.state_dict()["modules"]  # checkpointed, so a resumed run continues it
     with pytest.raises(DfkdError, match="student_ema"):
         resolve_config(get_method("dfad"), {"student_ema": 1.0})
+
+
+@pytest.mark.parametrize("name", ["dafl", "dfad", "pre-dfkd", "pre-dfkd+", "mb-dfkd"])
+def test_class_conditional_generation_balances_classes_and_trains_toward_them(name):
+    """class_conditional: the generator reads [z, onehot(y)], y balanced per batch; class_ce pulls T(G(z, y)) to y."""
+    cls = get_method(name)
+    cfg = resolve_config(cls, tiny_config(name, class_conditional=True, w_class=1.0, batch_size=20))
+    teacher, student = nets(name=name)
+    m = cls(teacher, student, INFO, cfg)
+    z, y = m.synth.inputs(20)
+    assert z.shape == (20, cfg.latent_dim + 10) and torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 2))
+    assert torch.equal(z[:, cfg.latent_dim:].argmax(1), y) and torch.equal(z[:, cfg.latent_dim:].sum(1), torch.ones(20))
+    out = m.iteration(0)
+    assert "g_class_ce" in out and torch.isfinite(out["g_class_ce"])
+    x = m.sample_novel(20)
+    assert x.shape == (20, 1, 32, 32)
+
+
+def test_class_conditional_is_refused_where_the_method_chooses_classes_itself():
+    for name in ("adi", "cmi", "noise"):
+        teacher, student = nets(name=name)
+        cls = get_method(name)
+        with pytest.raises(DfkdError, match="class_conditional"):
+            cls(teacher, student, INFO, resolve_config(cls, tiny_config(name, class_conditional=True)))
+    cls = get_method("dfad")  # targets without a conditional generator: the term has nothing to aim at
+    teacher, student = nets(name="dfad")
+    m = cls(teacher, student, INFO, resolve_config(cls, tiny_config("dfad", w_class=1.0)))
+    with pytest.raises(DfkdError, match="target classes"):
+        m.iteration(0)

@@ -33,9 +33,10 @@ from torch import nn
 from .. import losses
 from ..data.augment import Augmentation, augment_batch, mix_batch
 from ..data.info import DatasetInfo
-from ..distributed import DistContext, wrap_ddp
-from ..models.train_modes import freeze
 from ..device import choose_precision
+from ..distributed import DistContext, wrap_ddp
+from ..errors import DfkdError
+from ..models.train_modes import freeze
 from ..parts import Part, PartContext, module_bytes, module_device, optimizer_state_bytes
 from ..precision import Precision
 from ..registry import Registry
@@ -63,6 +64,7 @@ class Method:
     Config = DistillConfig
     paper = ""
     synthesizer = "generator"  # the registered synthesizer that makes novel batches
+    conditional_synthesis = True  # accepts class_conditional (a generator trained step by step)
 
     @classmethod
     def configure(cls, cfg: DistillConfig, teacher: nn.Module, info: DatasetInfo) -> DistillConfig:
@@ -75,13 +77,16 @@ class Method:
         """(objective term, weight) in the order the terms are summed; weight 0 drops a term."""
         c = self.cfg
         return [("one_hot", c.w_one_hot), ("info_entropy", c.w_info_entropy), ("activation", c.w_activation),
-                ("bn_statistics", c.w_bn), (f"adversarial_{c.adversarial_loss}", c.w_adversarial)]
+                ("bn_statistics", c.w_bn), ("class_ce", c.w_class), (f"adversarial_{c.adversarial_loss}", c.w_adversarial)]
 
     def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig,
                  dist: DistContext | None = None, device: torch.device | str | None = None) -> None:
         """``device``: where the run computes (``dfkd.device.resolve_device``); None: where the teacher is. The
         teacher and student are moved there; every part is built on the host (seeded) and moved there too."""
         cfg = self.configure(cfg, teacher, info)
+        if cfg.class_conditional and not self.conditional_synthesis:
+            raise DfkdError(f"class_conditional is for methods that train a generator step by step; '{self.name}' "
+                            "chooses its samples' classes itself or has no generator")
         self.cfg, self.info = cfg, info
         self.dist = dist or DistContext()
         self.device = torch.device(device) if device is not None else module_device(teacher)

@@ -24,6 +24,7 @@ class NoiseBaseline(Method):
     Config = NoiseConfig
     paper = "random-input baseline of Fang et al., arXiv:1912.11006"
     synthesizer = "noise"
+    conditional_synthesis = False
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)

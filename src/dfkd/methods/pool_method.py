@@ -39,6 +39,7 @@ class PoolMethod(Method):
     # config keys of views the synthesis mirrors; switched off with the augmentation's flip where a mirror
     # changes the class (digits, MNIST-like data)
     mirror_keys: tuple[str, ...] = ()
+    conditional_synthesis = False  # each round chooses its targets itself
 
     @classmethod
     def configure(cls, cfg: PoolConfig, teacher, info) -> PoolConfig:

@@ -6,6 +6,12 @@
 The generator comes from the generator registry (``cfg.generator``, ``generator_width``, ``latent_dim``,
 ``generator_options``); Adam with ``lr_generator`` and betas (``generator_beta1``, 0.999).
 
+Class-conditional generation (``class_conditional``; the conditional generators of NAYER and of conditional
+GANs): the generator's input is ``[z, onehot(y)]``, with the classes ``y`` balanced in every batch (each class
+``n / C`` times, in random order), and the objective gets ``y`` as its targets, so its ``class_ce`` term
+(``w_class``) pulls ``T(G(z, y))`` toward ``y``: every class is synthesised, not only those the teacher's
+argmax happens to favour.
+
 Optional EMA copy (MAD, Do et al. NeurIPS 2022; ``ema_generator`` > 0): a slowly moving copy of the
 generator, ``ema <- m * ema + (1 - m) * G`` after every step (BatchNorm buffers copied), supplies the last
 ``round(n * ema_fraction)`` samples of every ``sample(n)``.
@@ -15,7 +21,9 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 
+from .. import rng
 from ..errors import DfkdError
 from ..models.generator import create_generator
 from ..models.train_modes import freeze
@@ -33,9 +41,10 @@ class GeneratorSynthesizer(Synthesizer):
         c = ctx.cfg
         if not objective:
             raise DfkdError("this method trains a generator but every generator loss weight is 0")
+        self.num_classes = ctx.info.num_classes if c.class_conditional else 0
         self.generator = ctx.build(lambda: create_generator(
-            c.generator, latent_dim=c.latent_dim, out_shape=ctx.info.input_shape, width=c.generator_width,
-            info=ctx.info, **c.generator_options)).train()
+            c.generator, latent_dim=c.latent_dim + self.num_classes, out_shape=ctx.info.input_shape,
+            width=c.generator_width, info=ctx.info, **c.generator_options)).train()
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=c.lr_generator,
                                           betas=(c.generator_beta1, 0.999), foreach=True)
         self.generator_train = ctx.wrap(self.generator)  # DDP under torchrun: gradients averaged over ranks
@@ -47,12 +56,23 @@ class GeneratorSynthesizer(Synthesizer):
             parts.append(Part("generator_ema", self.ema))
         return parts
 
+    def inputs(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The generator's input for ``n`` samples and their classes: (z, None), or ([z, onehot(y)], y) with
+        balanced classes when class-conditional. Drawn on the host (``dfkd.rng``)."""
+        if not self.num_classes:
+            return self.generator.sample_latent(n, generator), None
+        dev = next(self.generator.parameters()).device
+        z = rng.randn(n, self.ctx.cfg.latent_dim, device=dev, generator=generator)
+        y = rng.randperm(n, device=dev, generator=generator) % self.num_classes  # each class n / C times
+        return torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1), y
+
     def step(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """One generator update. Returns (logged terms, the batch it generated (detached), the teacher's logits on
         it (detached)), so a method may reuse the batch for a student step without another teacher pass."""
+        z, y = self.inputs(self.ctx.cfg.batch_size)
         with self.ctx.precision():
-            x = self.generator_train(self.generator.sample_latent(self.ctx.cfg.batch_size))  # (B, C, H, W)
-            p = self.objective.passes(x)
+            x = self.generator_train(z)  # (B, C, H, W)
+            p = self.objective.passes(x, targets=y)
         loss, terms = self.objective(p)
         optimizers = [self.optimizer, *self.objective.optimizers()]
         for opt in optimizers:
@@ -68,7 +88,7 @@ class GeneratorSynthesizer(Synthesizer):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A detached batch (generator in train mode: its BatchNorms standardise each batch)."""
-        z = self.generator.sample_latent(n, generator)  # (n, latent)
+        z, _ = self.inputs(n, generator)  # (n, latent [+ classes])
         with self.ctx.precision():
             if self.ema is None:
                 return self.generator(z)
