@@ -1,6 +1,5 @@
 """Objective terms, synthesizers and the pool, checked against hand computations; ADI and CMI refuse a teacher
 without BatchNorm with one clear line."""
-import math
 
 import pytest
 import torch

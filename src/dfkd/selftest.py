@@ -37,8 +37,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .device import device_name, resolve_device, to_cpu
-from .errors import DfkdError
+from .device import device_name, resolve_device
 
 TOLERANCE = 1e-3  # relative L2 distance between a part's state after the device run and after the CPU run
 # Relative difference of a logged loss. Looser than the state's: the pool methods (ADI, CMI) train on 8-bit copies
