@@ -139,10 +139,9 @@ def test_precision_scaler_skips_a_step_with_non_finite_gradients():
     amp = Precision("fp16", torch.device("cpu"))
     w = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.SGD([w], lr=0.1)
-    amp.backward((w * float("inf")).sum(), [opt])  # inf gradients: the step is skipped, the scale backs off
+    amp.minimize((w * float("inf")).sum(), [opt])  # inf gradients: the step is skipped, the scale backs off
     assert torch.equal(w.detach(), torch.ones(3)) and amp.scaler.get_scale() < 65536.0
-    opt.zero_grad()
-    amp.backward((w * 2).sum(), [opt])
+    amp.minimize((w * 2).sum(), [opt])  # the inf gradients are zeroed first
     assert torch.allclose(w.detach(), torch.full((3,), 0.8))  # unscaled gradient 2, lr 0.1
 
 

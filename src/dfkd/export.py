@@ -47,8 +47,9 @@ class NormalizedModel(nn.Module):
     def __init__(self, model: nn.Module, info: DatasetInfo) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("mean", torch.tensor(info.mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(info.std, dtype=torch.float32).view(1, -1, 1, 1))
+        # on the CPU, like the model export() hands it (exports are made and checked on the host)
+        self.register_buffer("mean", torch.tensor(info.mean, dtype=torch.float32, device="cpu").view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(info.std, dtype=torch.float32, device="cpu").view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x - self.mean) / self.std)
@@ -202,8 +203,8 @@ def export(source: nn.Module | str | os.PathLike, out: str | os.PathLike, format
     meta = _metadata(format, out, arch_rec, info, normalize, role, metrics, src)
     graph = format in ("onnx", "pt2")
     target = NormalizedModel(model, info).eval() if graph and normalize else model
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(check_batch, *info.input_shape, generator=g)  # pixels in [0, 1]
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = torch.rand(check_batch, *info.input_shape, generator=g, device="cpu")  # pixels in [0, 1], on the host
     x_in = x if (graph and normalize) else info.normalize((x * 255).round().to(torch.uint8))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # same suffix: exporters check it

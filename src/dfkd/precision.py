@@ -4,7 +4,7 @@ autocast with a gradient scaler, or full fp32. Losses are computed in fp32 in ev
     amp = Precision("bf16", device)
     with amp.autocast():
         loss = f(model(x)).float()
-    amp.backward(loss, [optimizer])         # fp16: scaled backward, unscaled step, scale update; else plain
+    amp.minimize(loss, [optimizer])         # zero grads, backward, step (fp16: scaled, unscaled, scale updated)
 """
 from __future__ import annotations
 
@@ -40,10 +40,13 @@ class Precision:
 
     __call__ = autocast
 
-    def backward(self, loss: torch.Tensor, optimizers: Iterable[torch.optim.Optimizer]) -> None:
-        """``loss.backward()`` and a step of each optimizer; with fp16 the loss is scaled, the gradients unscaled
-        before each step, a step with non-finite gradients skipped, and the scale updated once."""
+    def minimize(self, loss: torch.Tensor, optimizers: Iterable[torch.optim.Optimizer]) -> None:
+        """One update of every optimizer on ``loss``: gradients zeroed (set to None), ``loss.backward()``, a step
+        of each; with fp16 the loss is scaled, the gradients unscaled before each step, a step with non-finite
+        gradients skipped, and the scale updated once."""
         optimizers = list(optimizers)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
             for opt in optimizers:

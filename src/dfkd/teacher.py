@@ -180,8 +180,7 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
                 with amp.autocast():
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                amp.backward(loss, [opt])
+                amp.minimize(loss, [opt])
                 # Accumulate on tensors: no host sync per step.
                 loss_sum += loss.detach() * len(yb)
                 correct += (logits.detach().argmax(1) == yb).sum()

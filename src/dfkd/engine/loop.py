@@ -31,10 +31,10 @@ from ..methods import DistillConfig, Method, get_method
 from ..metrics_log import MetricsLog
 from ..models import count_parameters, create_model
 from ..models.train_modes import eval_mode
-from ..progress import Progress
 from ..device import device_name
 from ..distributed import collective_errors, from_environment, per_rank_config, ranks_agree
 from ..parts import module_device
+from ..progress import Progress
 from ..rng import rng_state, seed_everything
 from .collapse import track_collapse
 from .progress_signal import signal_summary, synthetic_agreement

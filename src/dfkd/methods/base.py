@@ -36,7 +36,7 @@ from ..data.info import DatasetInfo
 from ..device import choose_precision
 from ..distributed import DistContext, wrap_ddp
 from ..errors import DfkdError
-from ..models.train_modes import freeze
+from ..models.train_modes import ema_update, freeze
 from ..parts import Part, PartContext, module_bytes, module_device, optimizer_state_bytes
 from ..precision import Precision
 from ..registry import Registry
@@ -296,15 +296,7 @@ class Method:
         with self.student_precision():
             s_logits = self.student_train(x)
         loss = self.student_loss(s_logits.float(), t_logits.float())
-        self.opt_student.zero_grad(set_to_none=True)
-        self.amp_student.backward(loss, [self.opt_student])
+        self.amp_student.minimize(loss, [self.opt_student])
         if self.student_ema is not None:
-            self._update_student_ema()
+            ema_update(self.student_ema, self.student, self.cfg.student_ema)
         return loss.detach(), (None if augmented else t_logits.detach())
-
-    @torch.no_grad()
-    def _update_student_ema(self) -> None:
-        m = self.cfg.student_ema
-        torch._foreach_lerp_(list(self.student_ema.parameters()), list(self.student.parameters()), 1.0 - m)
-        for b_ema, b in zip(self.student_ema.buffers(), self.student.buffers()):
-            b_ema.copy_(b)

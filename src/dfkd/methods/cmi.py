@@ -128,10 +128,7 @@ class CMI(PoolMethod):
                 best_x = x.detach().clone() if best_x is None else torch.where(better, x.detach(), best_x)
                 if feats is not None:
                     best_f = feats.clone() if best_f is None else torch.where(better, feats, best_f)
-            optimizers = [opt, *self.objective.optimizers()]
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            self.amp.backward(loss, optimizers)
+            self.amp.minimize(loss, [opt, *self.objective.optimizers()])
             out = {k: v.detach() for k, v in terms.items()}
             out["g_loss"] = loss.detach()
             out["top_class_frac"] = top_class_fraction(p.t32.detach())

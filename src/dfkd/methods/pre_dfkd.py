@@ -122,7 +122,6 @@ class PREDFKD(ReplayMethod):
             t_hat = self.teacher(x_hat)  # the teacher is frozen: gradients reach the VAE only
         terms = vae_loss(x.float(), x_hat.float(), t_x.float(), t_hat.float(), mu.float(), logvar.float(),
                          c.w_vae_pixel, c.w_vae_teacher, c.w_vae_kl)
-        self.opt_vae.zero_grad(set_to_none=True)
-        self.amp.backward(terms["loss"], [self.opt_vae])
+        self.amp.minimize(terms["loss"], [self.opt_vae])
         return {"vae_loss": terms["loss"].detach(), "vae_pixel": terms["vae_pixel"].detach(),
                 "vae_teacher": terms["vae_teacher"].detach()}

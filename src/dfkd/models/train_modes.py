@@ -1,10 +1,20 @@
-"""Temporary and permanent changes of a module's training state: eval mode, frozen parameters."""
+"""Temporary and permanent changes of a module's training state: eval mode, frozen parameters, weight averages."""
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
 
+import torch
 from torch import nn
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, momentum: float) -> None:
+    """``ema <- momentum * ema + (1 - momentum) * model`` for the parameters; buffers (BatchNorm statistics,
+    spectral norm's vectors) copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - momentum)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
 
 
 @contextlib.contextmanager

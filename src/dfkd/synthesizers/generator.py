@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .. import rng
 from ..errors import DfkdError
 from ..models.generator import create_generator
-from ..models.train_modes import freeze
+from ..models.train_modes import ema_update, freeze
 from ..parts import Part, PartContext
 from ..terms import Objective
 from .base import Synthesizer, register_synthesizer, top_class_fraction
@@ -74,12 +74,9 @@ class GeneratorSynthesizer(Synthesizer):
             x = self.generator_train(z)  # (B, C, H, W)
             p = self.objective.passes(x, targets=y)
         loss, terms = self.objective(p)
-        optimizers = [self.optimizer, *self.objective.optimizers()]
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        self.ctx.precision.backward(loss, optimizers)
+        self.ctx.precision.minimize(loss, [self.optimizer, *self.objective.optimizers()])
         if self.ema is not None:
-            self._update_ema()
+            ema_update(self.ema, self.generator, self.ctx.cfg.ema_generator)
         out = {k: v.detach() for k, v in terms.items()}
         out["g_loss"] = loss.detach()
         out["top_class_frac"] = top_class_fraction(p.t32.detach())
@@ -96,12 +93,6 @@ class GeneratorSynthesizer(Synthesizer):
             parts = [g(zs) for g, zs in ((self.generator, z[: n - n_ema]), (self.ema, z[n - n_ema:])) if zs.shape[0] > 0]
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        m = self.ctx.cfg.ema_generator
-        torch._foreach_lerp_(list(self.ema.parameters()), list(self.generator.parameters()), 1.0 - m)
-        for b_ema, b in zip(self.ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
 
     def close(self) -> None:
         if isinstance(self.generator_train, torch.nn.parallel.DistributedDataParallel):

@@ -73,10 +73,7 @@ class PixelSynthesizer(Synthesizer):
             with self.ctx.precision():
                 p = self.objective.passes(view, targets=targets, source=x)
             loss, terms = self.objective(p)
-            optimizers = [opt, *self.objective.optimizers()]
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            self.ctx.precision.backward(loss, optimizers)
+            self.ctx.precision.minimize(loss, [opt, *self.objective.optimizers()])
             with torch.no_grad():
                 x.copy_(torch.maximum(torch.minimum(x, self.high), self.low))
             out = {k: v.detach() for k, v in terms.items()}
