@@ -51,7 +51,7 @@ class ADIConfig(PoolConfig, PixelSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "generator_steps")
-        require_non_negative(self, "w_class", "w_tv", "w_l2", "pixel_jitter")
+        require_non_negative(self, "w_l2", "pixel_jitter")
 
 
 @register_method("adi")

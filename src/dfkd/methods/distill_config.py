@@ -50,6 +50,7 @@ class DistillConfig:
     w_adversarial: float = 0.0
     w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.terms.bn_statistics); needs a BN teacher
     w_class: float = 0.0  # CE toward the class each sample is synthesised for (needs class_conditional or rounds)
+    w_tv: float = 0.0  # total-variation prior on the synthetic pixels (DeepInversion; dfkd.terms.image_priors)
     # The generator's input is [z, onehot(y)] with classes y balanced in each batch, and the objective's targets
     # are y (dfkd.synthesizers.generator); generator methods only
     class_conditional: bool = False
@@ -108,7 +109,7 @@ class DistillConfig:
                              "signal_samples",
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
-                             "w_activation", "w_adversarial", "w_bn", "w_class", "kd_temperature", "js_temperature")
+                             "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "kd_temperature", "js_temperature")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
                    "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl"),
                    "amp_dtype": ("auto", "bfloat16", "float16")}
