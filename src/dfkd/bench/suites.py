@@ -80,8 +80,8 @@ _register(Suite(
 ))
 
 # Fashion-MNIST with a BatchNorm teacher, the setting of the methods that match BN statistics (ADI, CMI,
-# PRE-DFKD+). Same student, batch and student-step budget as the fashion-mnist suite (2,000 student steps of
-# 256 samples). ADI and CMI spend an iteration on one synthesis round into their pool, so they get 40 rounds of
+# PRE-DFKD+). Same student and batch as the fashion-mnist suite, with the budget that suite had until 2026-11-26
+# (2,000 student steps of 256 samples, the generator at width 32). ADI and CMI spend an iteration on one synthesis round into their pool, so they get 40 rounds of
 # 50 student steps, with synthesis steps per round sized to about the wall time of a PRE-DFKD+ run (~15 min on
 # 2 cores: 60 pixel steps for ADI, 25 generator steps for CMI). Their student lr is 0.02: DataFree's 0.1 with
 # KL at T = 20 is tuned for BatchNorm students and kept LeNet-5-half near 25 % on digits (0.02: 59 %).
