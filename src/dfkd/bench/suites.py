@@ -69,9 +69,10 @@ _register(Suite(
     # The student step in fp32 (generator and VAE in bf16): for the LeNet-5-half student it is 9 % faster per
     # iteration than a bf16 student step, and PRE-DFKD reached mu 56.1 +- 0.5 over 3 seeds against 52.2 +- 2.9
     # (bf16 step) and 53.6 +- 4.7 (all fp32); BENCHMARKS.md, "Accuracy of the fast path".
-    # The generator at a quarter width (conv widths 32/16): an iteration costs 0.60 s instead of 0.95 s, and 1,200
-    # iterations of it beat 800 at width 32 in about the same time (pre-dfkd+, seed 0: mu 75.5 / final 79.4
-    # against 70.9 / 76.3; 400 at width 32: 63.0 / 71.0); BENCHMARKS.md, "Accuracy per CPU-minute".
+    # The generator at half width (conv widths 32/16, a quarter of the multiply-adds): an iteration costs 0.60 s
+    # instead of 0.95 s. pre-dfkd+, 3 seeds: 1,200 iterations of it, mu 72.0 / final 75.7 (687 s a run), tie with
+    # 800 at width 32, 70.8 / 76.2 (628 s), and beat 400 at width 32, 64.6 / 73.0 (343 s); BENCHMARKS.md,
+    # "Accuracy per CPU-minute".
     config={**_SMALL, "generator_width": 16, "iterations": 1200, "eval_every": 60, "bf16_student": False},
     method_config=_SMALL_METHODS,
     # With this BN-free LeNet-5 teacher and no augmentation for MNIST-like data, pre-dfkd+ is pre-dfkd with
@@ -81,9 +82,10 @@ _register(Suite(
 
 # Fashion-MNIST with a BatchNorm teacher, the setting of the methods that match BN statistics (ADI, CMI,
 # PRE-DFKD+). Same student and batch as the fashion-mnist suite, with the budget that suite had until 2026-11-26
-# (2,000 student steps of 256 samples, the generator at width 32). ADI and CMI spend an iteration on one synthesis round into their pool, so they get 40 rounds of
-# 50 student steps, with synthesis steps per round sized to about the wall time of a PRE-DFKD+ run (~15 min on
-# 2 cores: 60 pixel steps for ADI, 25 generator steps for CMI). Their student lr is 0.02: DataFree's 0.1 with
+# (2,000 student steps of 256 samples, the generator at width 32). ADI and CMI spend an iteration on one
+# synthesis round into their pool, so they get 40 rounds of 50 student steps, with synthesis steps per round
+# sized to about the wall time of a PRE-DFKD+ run (~15 min on 2 cores: 60 pixel steps for ADI, 25 generator
+# steps for CMI). Their student lr is 0.02: DataFree's 0.1 with
 # KL at T = 20 is tuned for BatchNorm students and kept LeNet-5-half near 25 % on digits (0.02: 59 %).
 _ROUNDS = {"iterations": 40, "eval_every": 2, "student_steps": 50, "lr_student": 0.02}
 _register(Suite(

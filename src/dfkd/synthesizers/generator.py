@@ -93,7 +93,6 @@ class GeneratorSynthesizer(Synthesizer):
             parts = [g(zs) for g, zs in ((self.generator, z[: n - n_ema]), (self.ema, z[n - n_ema:])) if zs.shape[0] > 0]
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-
     def close(self) -> None:
         if isinstance(self.generator_train, torch.nn.parallel.DistributedDataParallel):
             self.generator_train = self.generator_train.module
