@@ -40,6 +40,10 @@ def test_digits_suite_tiny_budget_and_skip(digits_dir):
     assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "samples-pre-dfkd-s0.png").exists()
     assert (tmp_path / "accuracy-time.png").stat().st_size > 1000
     assert result["table"] == table.strip()
+    for run in saved["runs"]:  # what the teacher makes of the saved samples: every sample counted once
+        panels = run["samples"]
+        assert set(panels) == ({"novel", "replay"} if run["method"] == "pre-dfkd" else {"novel"})
+        assert all(sum(p["teacher_class_counts"]) == p["n"] == 64 for p in panels.values())
     # Rerunning skips the finished runs and reuses the teacher.
     lines.clear()
     run_suite(suite, tmp_path, methods=["noise"], seeds=[0], iterations=4, progress=False, log=lines.append,

@@ -113,6 +113,7 @@ def test_distill_cli_outputs_and_config_precedence(digits_teacher, tmp_path):
                 "student_params", "replay_memory_bytes"):
         assert key in summary
     assert summary["iterations"] == 3 and summary["evaluations"] == 3  # the flag beats the file
+    assert "novel samples: teacher: " in r.stdout and summary["samples"]["novel"]["n"] == 64
     import yaml
     cfg = yaml.safe_load((out / "config.yaml").read_text())["config"]
     assert cfg["lr_student"] == 0.05 and cfg["batch_size"] == 16  # file < --set

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,17 @@ def _grid(images: torch.Tensor, cols: int = 8) -> np.ndarray:
     return canvas[..., 0] if c == 1 else canvas
 
 
+def describe_statistics(stats: dict[str, Any]) -> str:
+    """Two short lines for a plot caption: 'teacher: 10/10 classes, top 16%, conf 0.91' and the pixels
+    (``dfkd.engine.samples.sample_statistics``, kept in each run's summary.json)."""
+    if not stats.get("n"):
+        return "no samples"
+    seen = sum(1 for c in stats["teacher_class_counts"] if c > 0)
+    return (f"teacher: {seen}/{len(stats['teacher_class_counts'])} classes, top {100 * stats['top_class_frac']:.0f}%, "
+            f"conf {stats['teacher_confidence']:.2f}\npixels: mean {stats['pixel_mean']:.2f}, "
+            f"range {stats['pixel_min']:.2f}-{stats['pixel_max']:.2f}, {100 * stats['saturated_frac']:.0f}% at 0 or 1")
+
+
 def plot_samples(run: dict, path: Path) -> Path | None:
     samples_file = run["dir"] / "samples.pt"
     if not samples_file.exists():
@@ -103,9 +115,12 @@ def plot_samples(run: dict, path: Path) -> Path | None:
         ax.imshow(_grid(imgs), cmap="gray" if imgs.shape[1] == 1 else None, vmin=0, vmax=255)
         ax.set_title({"novel": "novel (generator)", "replay": "replayed (memory)"}[name], fontsize=10)
         ax.axis("off")
+        stats = run["summary"].get("samples", {}).get(name)
+        if stats:  # what the teacher makes of these very images (runs before 2026-11-26 have no statistics)
+            ax.text(0.5, -0.02, describe_statistics(stats), transform=ax.transAxes, ha="center", va="top", fontsize=7)
     fig.suptitle(f"{run['method']}: {run['dir'].name}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the captions sit below the axes
     plt.close(fig)
     return path
 

@@ -133,6 +133,10 @@ def _report(method: str, s: dict, out: Path) -> None:
     if s.get("mode_collapse"):
         print(f"warning: generator mode collapse for {s['collapse_iterations']} iterations (from iteration "
               f"{s['collapse_first_iteration']}); see metrics.jsonl")
+    from ..plots import describe_statistics
+
+    for name, stats in s.get("samples", {}).items():  # the final samples as the teacher sees them
+        print(f"{name} samples: " + describe_statistics(stats).replace("\n", "; "))
     print(f"saved {out / 'student.pt'}, {out / 'metrics.jsonl'}, {out / 'summary.json'}")
 
 

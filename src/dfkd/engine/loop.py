@@ -318,8 +318,9 @@ def distill(
         save_checkpoint(model_payload(student, arch, kwargs, info, role="student",
                                       config={"method": method_cls.name, **to_plain(cfg)}, metrics=summary),
                         out / "student.pt")
+        # (PRE-DFKD's replay samples need the teacher on the device); what the teacher makes of them goes in the summary
+        summary["samples"] = save_sample_grid(m, info, out / "samples.pt")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-        save_sample_grid(m, info, out / "samples.pt")  # (PRE-DFKD's replay samples need the teacher on the device)
     m.teacher.to(teacher_device)  # the caller's teacher is back where it was
     ctx.close()
     return DistillResult(student, summary, m, out)
