@@ -2,7 +2,8 @@
 
 The stored values (``tests/data/method_references.json``, written by ``tests/method_references.py`` from the
 code before the redesign, and rewritten on 2026-11-26 for the deliberate default changes of issue 17: the
-official PRE-DFKD generator, sigmoid outputs for DFAD and PRE-DFKD+; DAFL and noise unchanged) fingerprint each case's final modules, optimizer states and logged scalars. On a
+official PRE-DFKD generator, sigmoid outputs for DFAD and PRE-DFKD+, and PRE-DFKD+'s adversarial weight 5; DAFL
+and noise unchanged) fingerprint each case's final modules, optimizer states and logged scalars. On a
 CPU with the same instruction-set level as the one that wrote them the check is exact (bit for bit); on
 another CPU, floating-point kernels may legitimately round differently, so the check falls back to the logged
 scalars and the weight sums within a tolerance and says so.
