@@ -1,13 +1,17 @@
-"""Research probe (not part of the library): how much does one generator state teach?
+"""Research probe of a finished run (not part of the library): what its samples and its replay memory are, and
+how much one generator state teaches.
 
-Loads a finished run's final generator (``state.pt``) and teacher, then trains a fresh student of the run's
+1. The run's saved samples (``samples.pt``) as the teacher sees them (``dfkd.engine.samples.sample_statistics``;
+   runs since 2026-11-26 also keep these in summary.json).
+2. For PRE-DFKD runs, the final VAE on 256 fresh novel samples: their reconstructions (encode, decode a
+   posterior sample) and decodes of the prior z ~ N(0, I), which is what replay draws (before its nudge).
+3. Loads the final generator (``state.pt``) and teacher, then trains a fresh student of the run's
 architecture for ``--steps`` steps of ``batch_size`` samples drawn from that frozen generator (train mode, as in
 the run), with the suites' student recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, cosine to 0,
 L_S = mean |S(x) - T(x)|. Prints the student's test accuracy and its argmax agreement with the teacher on the
-last batch four times; also prints the run's saved-sample statistics (``dfkd.engine.samples``) for runs that
-predate them. fp32, for comparisons between runs, not for speed.
+last batch four times. fp32, for comparisons between runs, not for speed.
 
-    DFKD_DATA=../shared/data python scripts/frozen_generator_probe.py RUN_DIR TEACHER.pt [--steps 400]
+    DFKD_DATA=../shared/data python scripts/probe_run.py RUN_DIR TEACHER.pt [--steps 400]
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from dfkd.engine.samples import sample_statistics
 from dfkd.evaluate import accuracy
 from dfkd.models import create_model
 from dfkd.models.generator import create_generator
+from dfkd.replay.vae import ReplayVAE
 
 
 def main() -> None:
@@ -47,7 +52,7 @@ def main() -> None:
     student = create_model(resolved["student_arch"], num_classes=info.num_classes, in_channels=info.in_channels,
                            input_size=info.image_size)
     opt = torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, args.steps))
     data = load_dataset(info.name, os.environ.get("DFKD_DATA"))
     t0 = time.perf_counter()
     for i in range(args.steps):
@@ -65,6 +70,24 @@ def main() -> None:
             acc = accuracy(student, data.test_images, data.test_labels, info)["accuracy"]
             print(f"step {i + 1}: loss {loss.item():.3f}, agreement {agree:.2f}, test {acc:.2f} % "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    torch.manual_seed(args.seed)  # after the training, so that it is what it was without this part
+    if "vae" in state["method_state"]["modules"]:
+        vae = ReplayVAE(info.input_shape, cfg["vae_latent_dim"], cfg["vae_width"])
+        vae.load_state_dict(state["method_state"]["modules"]["vae"])
+        vae.eval()
+
+        def to_uint8(x: torch.Tensor) -> torch.Tensor:
+            return (info.denormalize(x.float()) * 255).round().to(torch.uint8)
+
+        with torch.no_grad():
+            x = gen(gen.sample_latent(256))
+            x_hat, mu, logvar = vae(x)
+            prior = vae.decode(torch.randn(256, cfg["vae_latent_dim"]))
+        print(f"vae posterior: mean |mu| {mu.abs().mean():.2f}, std of mu {mu.std():.2f}, "
+              f"mean sigma {(0.5 * logvar).exp().mean():.3f}")
+        for name, images in (("vae novel", x), ("vae reconstruction", x_hat), ("vae prior decode", prior)):
+            print(name, sample_statistics(teacher, info, to_uint8(images)))
 
 
 if __name__ == "__main__":
