@@ -302,10 +302,11 @@ def test_mixup_replaces_a_fraction_of_the_batch_by_convex_combinations():
 
 
 def test_pre_dfkd_plus_is_pre_dfkd_with_in_range_outputs_when_nothing_else_applies():
-    # LeNet teacher (no BatchNorm) on digits (no augmentation): the same run as pre-dfkd with sigmoid outputs,
-    # bit for bit.
+    # LeNet teacher (no BatchNorm) on digits (no augmentation, no frame): the same run as pre-dfkd with sigmoid
+    # outputs and pre-dfkd+'s adversarial weight, bit for bit.
     students = []
-    for name, extra in (("pre-dfkd", {"generator_options": {"output": "sigmoid"}}), ("pre-dfkd+", {})):
+    as_plus = {"generator_options": {"output": "sigmoid"}, "w_adversarial": get_method("pre-dfkd+").Config().w_adversarial}
+    for name, extra in (("pre-dfkd", as_plus), ("pre-dfkd+", {})):
         teacher, student = nets()
         students.append(distill(teacher, student, name, tiny_config(name, **extra), info=INFO,
                                 progress=False).student)
