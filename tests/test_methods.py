@@ -305,7 +305,8 @@ def test_pre_dfkd_plus_is_pre_dfkd_with_in_range_outputs_when_nothing_else_appli
     # LeNet teacher (no BatchNorm) on digits (no augmentation, no frame): the same run as pre-dfkd with sigmoid
     # outputs and pre-dfkd+'s adversarial weight, bit for bit.
     students = []
-    as_plus = {"generator_options": {"output": "sigmoid"}, "w_adversarial": get_method("pre-dfkd+").Config().w_adversarial}
+    plus_weight = get_method("pre-dfkd+").Config().w_adversarial
+    as_plus = {"generator_options": {"output": "sigmoid"}, "w_adversarial": plus_weight}
     for name, extra in (("pre-dfkd", as_plus), ("pre-dfkd+", {})):
         teacher, student = nets()
         students.append(distill(teacher, student, name, tiny_config(name, **extra), info=INFO,

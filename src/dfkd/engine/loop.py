@@ -313,13 +313,13 @@ def distill(
         **signal_summary(loop.accs, loop.signal),
     }
     if out is not None and main:
+        # (PRE-DFKD's replay samples need the teacher on the device); what the teacher makes of them is summarised
+        summary["samples"] = save_sample_grid(m, info, out / "samples.pt")
         arch = student_arch or "custom"
         kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
         save_checkpoint(model_payload(student, arch, kwargs, info, role="student",
                                       config={"method": method_cls.name, **to_plain(cfg)}, metrics=summary),
                         out / "student.pt")
-        # (PRE-DFKD's replay samples need the teacher on the device); what the teacher makes of them goes in the summary
-        summary["samples"] = save_sample_grid(m, info, out / "samples.pt")
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     m.teacher.to(teacher_device)  # the caller's teacher is back where it was
     ctx.close()

@@ -64,4 +64,3 @@ def save_sample_grid(method: Method, info: DatasetInfo, path: Path, n: int = 64)
             grids["replay"] = to_uint8(replay)
     atomic_write(path, lambda tmp: torch.save(grids, tmp))
     return {name: sample_statistics(method.teacher, info, images) for name, images in grids.items()}
-
