@@ -503,3 +503,47 @@ def test_class_conditional_is_refused_where_the_method_chooses_classes_itself():
     m = cls(teacher, student, INFO, resolve_config(cls, tiny_config("dfad", w_class=1.0)))
     with pytest.raises(DfkdError, match="target classes"):
         m.iteration(0)
+
+
+def test_class_balanced_indices_take_the_classes_round_robin():
+    from dfkd.methods.replay import class_balanced_indices
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    assert class_balanced_indices(labels, 3, 4).tolist() == [0, 3, 4]  # every class's first sample
+    assert class_balanced_indices(labels, 5, 4).tolist() == [0, 3, 4, 1, 5]  # then the second of each
+    assert class_balanced_indices(torch.zeros(4, dtype=torch.long), 2, 10).tolist() == [0, 1]  # one class: in order
+
+
+class _PartialTeacher(torch.nn.Module):
+    """A teacher whose class is the image's mean brightness bucket (0-9) scaled by 3 and clipped: classes 0-3
+    of a skewed memory are frequent, the rest rare or absent."""
+
+    def forward(self, x):
+        c = (x.float().mean((1, 2, 3)) * 3).clamp(0, 9).long()
+        return F.one_hot(c, 10).float() * 10
+
+
+@pytest.mark.parametrize("name", ["pre-dfkd", "mb-dfkd"])
+def test_replay_balance_replays_a_class_balanced_subset_of_more_draws(name, monkeypatch):
+    cls = get_method(name)
+    teacher, student = nets(name=name)
+    cfg = resolve_config(cls, tiny_config(name, replay_balance=4))
+    m = cls(teacher, student, INFO, cfg)
+    if name == "mb-dfkd":  # an empty bank replays nothing, balanced or not
+        assert m.replay_batch(8, 0).shape[0] == 0
+        m.bank.push(torch.rand(8, *INFO.input_shape))
+    drawn = []
+    real_draw = m.draw_replay
+    monkeypatch.setattr(m, "draw_replay", lambda n, g=None: drawn.append(n) or real_draw(n, g))
+    x = m.replay_batch(8, 0)
+    assert drawn == [32] and x.shape == (8, *INFO.input_shape)
+    # The 8 kept are the round-robin subset of the 32 drawn, by the teacher's argmax.
+    m.teacher = _PartialTeacher()
+    pool = torch.cat([torch.full((20, *INFO.input_shape), 0.1), torch.full((4, *INFO.input_shape), 1.0),
+                      torch.full((4, *INFO.input_shape), 2.0), torch.full((4, *INFO.input_shape), 3.0)])
+    monkeypatch.setattr(m, "draw_replay", lambda n, g=None: pool[:n])
+    kept = m.replay_batch(8, 0)
+    assert sorted(_PartialTeacher()(kept).argmax(1).tolist()) == [0, 0, 3, 3, 6, 6, 9, 9]
+    assert m.sample_replay(8).dtype == torch.float32 and m.sample_replay(8).shape[0] == 8
+    assert resolve_config(cls, tiny_config(name)).replay_balance == 1  # off unless asked for
+    with pytest.raises(DfkdError, match="replay_balance"):
+        resolve_config(cls, {"replay_balance": 0})

@@ -45,11 +45,8 @@ class MBDFKD(ReplayMethod):
         # each rank stores and replays its own samples under torchrun
         self.add_part(Part("bank", self.bank, per_rank=True, replay=True))
 
-    def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
-        return self.bank.sample(n)
-
-    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        return self.bank.sample(n, generator).float()
+    def draw_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        return self.bank.sample(n, generator)
 
     def update_memory(self, x_novel: torch.Tensor, it: int, step: int,
                       t_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

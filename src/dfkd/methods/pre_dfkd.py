@@ -92,12 +92,8 @@ class PREDFKD(ReplayMethod):
         with eval_mode(self.vae), self.precision():
             return self.vae.decode(z)
 
-    def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
-        return self._decode(self._latents(n))
-
-    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """n replay samples as the student sees them (fp32), for plots and progress signals."""
-        return self._decode(self._latents(n, generator)).float()
+    def draw_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        return self._decode(self._latents(n, generator))
 
     def update_memory(self, x_novel: torch.Tensor, it: int, step: int,
                       t_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -7,12 +7,19 @@ One iteration (defaults of the official PRE-DFKD code):
                        student update on L1(S([x_nov; x_rep]), T([x_nov; x_rep]))
                        update_memory(x_nov, it, step, T(x_nov))   (VAE update / push into the bank; the
                                                                   teacher's labels from the student step)
+
+Class-balanced replay (``replay_balance`` = k > 1; ours, off in both papers): the memory draws k x n samples
+and the n replayed are a class-balanced subset by the teacher's argmax, taken round-robin over the classes
+(every class's first sample, then every class's second, ...), so a memory whose draws favour a few classes
+(PRE-DFKD's VAE decoding N(0, I): BENCHMARKS.md, "The VAE replays a skewed distribution") rehearses all of
+them. Deterministic given the draws: no extra randomness, the same on every device.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import DfkdError
 from .base import Method
@@ -35,20 +42,53 @@ class ReplayConfig(DistillConfig):
     student_loss: str = "l1"  # PRE-DFKD code
     replay_ratio: float = 0.125  # PRE-DFKD code: 1024 novel + 128 replayed (8:1)
     replay_start: int = 0  # first iteration whose student steps replay (the code replays from the start)
+    replay_balance: int = 1  # draw k x n from the memory, replay a class-balanced n of them (1: off, the papers)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 <= self.replay_ratio <= 8:
             raise DfkdError(f"config 'replay_ratio' must be in [0, 8], got {self.replay_ratio}")
         require_non_negative(self, "replay_start")
+        if self.replay_balance < 1:
+            raise DfkdError(f"config 'replay_balance' must be an integer >= 1, got {self.replay_balance}")
+
+
+def class_balanced_indices(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
+    """Indices of n of ``labels`` (int, (m,), m >= n) taken round-robin over the classes: each class's first
+    occurrence, then each class's second, ... (ties within a round in order of position). A class with fewer
+    samples than its share leaves its places to the others. No host sync, no randomness."""
+    m = labels.shape[0]
+    one_hot = F.one_hot(labels, num_classes)  # (m, K)
+    rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1  # (m,) position of each sample among its class's samples
+    key = rank * m + torch.arange(m, device=labels.device)
+    return key.argsort()[:n]
 
 
 class ReplayMethod(Method):
     Config = ReplayConfig
 
-    def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
-        """n detached replay samples in the teacher's input space (or None / empty when none yet)."""
+    def draw_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """n detached samples drawn from the replay memory, in the teacher's input space (None or an empty batch
+        when it holds nothing yet); ``generator``: a private stream (plots, progress signals)."""
         raise NotImplementedError
+
+    def replay_batch(self, n: int, it: int) -> torch.Tensor | None:
+        """The n samples a student step replays: ``draw_replay``, class-balanced when ``replay_balance`` > 1."""
+        return self._balanced_draw(n, None)
+
+    def sample_replay(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """n replayed samples as the student sees them (fp32), for plots and progress signals."""
+        x = self._balanced_draw(n, generator)
+        return None if x is None else x.float()
+
+    def _balanced_draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor | None:
+        k = self.cfg.replay_balance
+        x = self.draw_replay(n * k, generator)
+        if k == 1 or x is None or x.shape[0] <= n:
+            return x
+        with torch.no_grad(), self.precision():
+            labels = self.teacher(x).argmax(1)
+        return x[class_balanced_indices(labels, n, self.info.num_classes)]
 
     def update_memory(self, x_novel: torch.Tensor, it: int, step: int,
                       t_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
