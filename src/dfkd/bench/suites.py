@@ -110,7 +110,8 @@ _register(Suite(
             "eval_every": 40, "lr_student": 0.1, "lr_generator": 1e-3},
     # PRE-DFKD updates its VAE on 4 of 10 student steps; with 5 steps, 2 keeps that proportion.
     # ADI and CMI (WRN-16-1 has BatchNorm: DataFree's student lr 0.1 applies): 40 rounds of 50 student steps,
-    # the same 2,000 student steps; synthesis steps per round not yet sized by measurement.
+    # the same 2,000 student steps. A CMI round costs about 60 s on 2 cores (about 40 min a run); on an H100 CMI
+    # reached final 68.3 % over 2 seeds, ADI 18.3 % (BENCHMARKS.md, "On a GPU, second lease").
     method_config={"dafl": {"student_optimizer": "sgd", "lr_student": 0.1, "weight_decay": 5e-4},
                    "pre-dfkd": {"vae_updates": 2}, "pre-dfkd+": {"vae_updates": 2},
                    "adi": {"iterations": 40, "eval_every": 4, "student_steps": 50, "generator_steps": 50},
