@@ -53,9 +53,13 @@ class Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", list_methods())
-def test_every_method_runs_and_resumes_when_the_default_device_is_not_the_run_device(name, monkeypatch, tmp_path):
-    cfg = tiny_method_config(name, CFG)
+# every method with its defaults, plus the replay options off by default (a fitted prior, class-balanced replay)
+@pytest.mark.parametrize("name,extra", [(m, {}) for m in list_methods()]
+                         + [("pre-dfkd", {"replay_prior": "fitted", "replay_balance": 2}),
+                            ("mb-dfkd", {"replay_balance": 2})])
+def test_every_method_runs_and_resumes_when_the_default_device_is_not_the_run_device(name, extra, monkeypatch,
+                                                                                     tmp_path):
+    cfg = tiny_method_config(name, {**CFG, **extra})
     teacher, student = nets(name)
     data = eval_data()  # the user's data: made before, on the host
     with foreign_default_device():

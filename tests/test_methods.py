@@ -547,3 +547,41 @@ def test_replay_balance_replays_a_class_balanced_subset_of_more_draws(name, monk
     assert resolve_config(cls, tiny_config(name)).replay_balance == 1  # off unless asked for
     with pytest.raises(DfkdError, match="replay_balance"):
         resolve_config(cls, {"replay_balance": 0})
+
+
+def test_fitted_prior_tracks_the_aggregate_posterior_moments():
+    """fit_prior: m <- (1 - a) m + a mean_b mu_b, v <- (1 - a) v + a (var_b mu_b + mean_b sigma_b^2), from N(0, I)."""
+    vae = ReplayVAE((1, 32, 32), latent_dim=3, width=4, fitted_prior=True)
+    mu = torch.tensor([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0]])
+    logvar = torch.log(torch.tensor([[1.0, 0.5, 2.0], [1.0, 0.5, 2.0]]))
+    moments = vae.posterior_moments(mu, logvar)
+    assert torch.allclose(moments, torch.tensor([[2.0, 2.0, 0.0], [2.0, 0.5, 2.0]]))
+    vae.fit_prior(moments, 0.25)
+    assert torch.allclose(vae.prior_mean, torch.tensor([0.5, 0.5, 0.0]))
+    assert torch.allclose(vae.prior_var, torch.tensor([1.25, 0.875, 1.25]))
+    for _ in range(200):
+        vae.fit_prior(moments, 0.25)
+    z = vae.sample_prior(20000, torch.Generator().manual_seed(0))
+    assert torch.allclose(z.mean(0), moments[0], atol=0.05) and torch.allclose(z.var(0), moments[1], atol=0.1)
+    assert {"prior_mean", "prior_var"} <= set(vae.state_dict())  # checkpointed with the VAE
+    assert "prior_mean" not in ReplayVAE((1, 32, 32), latent_dim=3, width=4).state_dict()  # standard: no buffers
+
+
+def test_pre_dfkd_fitted_replay_prior_moves_with_the_vae_is_checkpointed_and_drawn_from(tmp_path):
+    teacher, student = nets(name="pre-dfkd")
+    cfg = tiny_config("pre-dfkd", replay_prior="fitted")
+    res = distill(teacher, student, "pre-dfkd", cfg, info=INFO, out_dir=tmp_path, progress=False,
+                  student_arch="lenet5-half")
+    vae = res.method.vae
+    assert not torch.equal(vae.prior_mean, torch.zeros(8)) and not torch.equal(vae.prior_var, torch.ones(8))
+    assert "prior_mean" in res.method.state_dict()["modules"]["vae"]
+    assert res.summary["rollbacks"] == 0 and all(torch.isfinite(p).all() for p in res.student.parameters())
+    # Replay decodes latents of the fitted prior (without the nudge: exactly its draws).
+    res.method.cfg.replay_nudge = False
+    vae.prior_mean.fill_(5.0)
+    vae.prior_var.fill_(0.25)
+    z = res.method._latents(4000)
+    assert abs(z.mean().item() - 5.0) < 0.05 and abs(z.var().item() - 0.25) < 0.02
+    for key, value in (("replay_prior", "gaussian"), ("prior_momentum", 0.0)):
+        with pytest.raises(DfkdError, match=key):
+            resolve_config(get_method("pre-dfkd"), {key: value})

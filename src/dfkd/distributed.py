@@ -62,6 +62,14 @@ class DistContext:
         flat /= self.world_size
         return {k: flat[i] for i, k in enumerate(keys)}
 
+    def average(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor of any shape averaged over ranks (the same shape on every rank)."""
+        if not self.enabled:
+            return t
+        t = t.detach().float().clone()
+        dist.all_reduce(t)
+        return t / self.world_size
+
     def any(self, flag: bool) -> bool:
         if not self.enabled:
             return flag

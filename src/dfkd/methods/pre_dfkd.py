@@ -15,6 +15,10 @@ Class-balanced memory sampling (optional, on in the official code): before decod
 one Adam step (from a fresh optimizer state, i.e. z' -= lr * g / (|g| + 1e-8)) on
     5 * sum_k pbar_k log10 pbar_k + CE(T(D(z')), argmax) + mse(var(z'), 1) + mse(mean(z'), 0).
 
+Fitted replay prior (optional, ``replay_prior: fitted``; ours): z' ~ N(m, diag(v)), the Gaussian the VAE fits
+to its aggregate posterior (``replay.vae``), instead of N(0, I), for replay and for the VAE's self-replay; the
+nudge's moment terms then pull toward (m, v) instead of (0, 1).
+
 Where we differ from the official code (on purpose): the adversarial JS term is scaled to matter (see
 ``losses.bounded_js_divergence``); the student scores synthetic samples in eval mode; the VAE is ~25x
 smaller (``replay.vae``); the VAE's decoder ends in a linear layer instead of tanh+BN.
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .. import losses, rng
+from .. import losses
 from ..errors import DfkdError
 from ..models.train_modes import eval_mode
 from ..replay.vae import ReplayVAE, vae_loss
@@ -49,6 +53,8 @@ class PREDFKDConfig(ReplayConfig):
     w_vae_kl: float = 1e-5  # PRE-DFKD code
     replay_nudge: bool = True  # PRE-DFKD code: class-balanced memory sampling
     lr_nudge: float = 0.02  # PRE-DFKD code: lr_G
+    replay_prior: str = "standard"  # latents replay decodes: N(0, I) (the paper), or "fitted" (module docstring)
+    prior_momentum: float = 0.05  # the fitted prior's moving-average rate per VAE update
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,6 +63,10 @@ class PREDFKDConfig(ReplayConfig):
         require_positive(self, "vae_latent_dim", "vae_width")
         require_non_negative(self, "lr_vae", "vae_updates", "vae_self_replay_ratio", "w_vae_pixel", "w_vae_teacher",
                              "w_vae_kl", "lr_nudge")
+        if self.replay_prior not in ("standard", "fitted"):
+            raise DfkdError(f"config 'replay_prior' must be 'standard' or 'fitted', got {self.replay_prior!r}")
+        if not 0 < self.prior_momentum <= 1:
+            raise DfkdError(f"config 'prior_momentum' must be in (0, 1], got {self.prior_momentum}")
 
 
 @register_method("pre-dfkd")
@@ -66,24 +76,26 @@ class PREDFKD(ReplayMethod):
 
     def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None, device=None) -> None:
         super().__init__(teacher, student, info, cfg, dist, device)
-        self.vae = self.ctx.build(lambda: ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width)).train()
+        self.vae = self.ctx.build(lambda: ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width,
+                                                    fitted_prior=cfg.replay_prior == "fitted")).train()
         self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
         self.add_part(Part("vae", self.vae, self.opt_vae, "lr_vae", replay=True, log_prefix="vae_"))
         self.vae_train = self.wrap(self.vae)
 
     def _latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), optionally nudged toward confident, class-balanced teacher outputs (module docstring)."""
+        """z ~ the VAE's prior (N(0, I) unless fitted), optionally nudged toward confident, class-balanced teacher
+        outputs (module docstring)."""
         c = self.cfg
-        z = rng.randn(n, c.vae_latent_dim, device=self.ctx.device, generator=generator)
+        z = self.vae.sample_prior(n, generator, device=self.ctx.device)
         if not c.replay_nudge or c.lr_nudge == 0:
             return z
+        mean, var = self.vae.prior_moments(self.ctx.device)
         z.requires_grad_(True)
         with torch.enable_grad(), eval_mode(self.vae), self.precision():  # callable from no_grad code too
             t = self.teacher(self.vae.decode(z)).float()
             loss = c.w_info_entropy * losses.info_entropy(t) + c.w_one_hot * losses.one_hot(t)
             if n > 1:  # the batch-moment terms; a single latent has no variance (torch.var of one row is NaN)
-                loss = (loss + F.mse_loss(z.var(0), torch.ones(c.vae_latent_dim, device=z.device))
-                        + F.mse_loss(z.mean(0), torch.zeros(c.vae_latent_dim, device=z.device)))
+                loss = loss + F.mse_loss(z.var(0), var) + F.mse_loss(z.mean(0), mean)
             (g,) = torch.autograd.grad(loss, z)  # grads for z only: nothing accumulates in the VAE or teacher
         return (z - c.lr_nudge * g / (g.abs() + 1e-8)).detach()
 
@@ -119,5 +131,7 @@ class PREDFKD(ReplayMethod):
         terms = vae_loss(x.float(), x_hat.float(), t_x.float(), t_hat.float(), mu.float(), logvar.float(),
                          c.w_vae_pixel, c.w_vae_teacher, c.w_vae_kl)
         self.amp.minimize(terms["loss"], [self.opt_vae])
+        if self.vae.fitted_prior:
+            self.vae.fit_prior(self.dist.average(self.vae.posterior_moments(mu, logvar)), c.prior_momentum)
         return {"vae_loss": terms["loss"].detach(), "vae_pixel": terms["vae_pixel"].detach(),
                 "vae_teacher": terms["vae_teacher"].detach()}

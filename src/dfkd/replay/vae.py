@@ -12,6 +12,14 @@ Objective, customised for synthetic data (a reconstruction must keep the teacher
 synthetic samples lose their teacher label under tiny pixel changes):
     L_VAE = w_pix * mean |x_hat - x| + w_T * mean |T(x_hat) - T(x)| + w_KL * mean_b KL(q(z|x) || N(0, I))
     KL = -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2),   (w_pix, w_T, w_KL) = (1, 1, 1e-5) as the code.
+
+Fitted prior (optional, ``fitted_prior=True``; ours): with so small a KL weight the posterior sits far from
+N(0, I), and decodes of N(0, I) are not what the VAE learned (BENCHMARKS.md, "The VAE replays a skewed
+distribution"). The VAE then also keeps a diagonal Gaussian N(m, diag(v)) moment-matched to its aggregate
+posterior, as an exponential moving average over its updates (ex-post density estimation, Ghosh et al.,
+ICLR 2020, with one Gaussian):
+    m <- (1 - a) m + a mean_b mu_b,   v <- (1 - a) v + a (var_b mu_b + mean_b sigma_b^2),   from m = 0, v = 1
+Two L-vectors of buffers: nothing that could be called a stored sample.
 """
 from __future__ import annotations
 
@@ -41,11 +49,16 @@ class Encoder(nn.Module):
 
 
 class ReplayVAE(nn.Module):
-    def __init__(self, in_shape: tuple[int, int, int], latent_dim: int = 96, width: int = 16) -> None:
+    def __init__(self, in_shape: tuple[int, int, int], latent_dim: int = 96, width: int = 16,
+                 fitted_prior: bool = False) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.encoder = Encoder(in_shape, latent_dim, width)
         self.decoder = DCGANGenerator(latent_dim, in_shape, width, output="linear")
+        self.fitted_prior = fitted_prior
+        if fitted_prior:  # N(prior_mean, diag(prior_var)), fitted by ``fit_prior``; N(0, I) until then
+            self.register_buffer("prior_mean", torch.zeros(latent_dim))
+            self.register_buffer("prior_var", torch.ones(latent_dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction (B, C, H, W), mu and logvar (B, L), with the reparameterisation trick."""
@@ -55,6 +68,31 @@ class ReplayVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
+
+    def prior_moments(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, variance) of the prior replay draws from: N(0, I), or the fitted Gaussian."""
+        if self.fitted_prior:
+            return self.prior_mean, self.prior_var
+        return (torch.zeros(self.latent_dim, device=device), torch.ones(self.latent_dim, device=device))
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None,
+                     device: torch.device | None = None) -> torch.Tensor:
+        """n latents from the prior (host-drawn noise: the same draws on every device)."""
+        mean, var = self.prior_moments(device)
+        z = rng.randn(n, self.latent_dim, device=mean.device, generator=generator)
+        return z if not self.fitted_prior else mean + var.sqrt() * z
+
+    @staticmethod
+    def posterior_moments(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """(2, L): mean and variance of the aggregate posterior of a batch, (mean_b mu, var_b mu + mean_b sigma^2)."""
+        mu, var = mu.detach().float(), logvar.detach().float().exp()
+        return torch.stack([mu.mean(0), mu.var(0, unbiased=False) + var.mean(0)])
+
+    @torch.no_grad()
+    def fit_prior(self, moments: torch.Tensor, momentum: float) -> None:
+        """One moving-average step of the fitted prior toward ``moments`` ((2, L), ``posterior_moments``)."""
+        self.prior_mean.lerp_(moments[0].to(self.prior_mean.dtype), momentum)
+        self.prior_var.lerp_(moments[1].to(self.prior_var.dtype), momentum)
 
     def nbytes(self) -> int:
         """Bytes of everything the VAE keeps: parameters and buffers (BN running statistics)."""
