@@ -29,7 +29,8 @@ def torchrun(*args, timeout=300, **kw):
     return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def test_two_process_pre_dfkd_run_completes_with_identical_ranks(digits_teacher, tmp_path):
+@pytest.mark.parametrize("replay_prior", ["standard", "fitted"])  # fitted: the prior's moments averaged over ranks
+def test_two_process_pre_dfkd_run_completes_with_identical_ranks(digits_teacher, tmp_path, replay_prior):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import os, torch
@@ -37,7 +38,7 @@ def test_two_process_pre_dfkd_run_completes_with_identical_ranks(digits_teacher,
         from dfkd.engine import distill
         teacher, info, _ = load_model({str(digits_teacher / "teacher.pt")!r})
         cfg = dict(iterations=6, batch_size=32, student_steps=2, generator_width=8, vae_width=4, vae_latent_dim=8,
-                   log_every=2, eval_every=3, checkpoint_every=2, lr_generator=1e-3)
+                   log_every=2, eval_every=3, checkpoint_every=2, lr_generator=1e-3, replay_prior={replay_prior!r})
         res = distill(teacher, "lenet5-half", "pre-dfkd", cfg, info=info, progress=False,
                       out_dir={str(tmp_path / "run")!r})
         state = {{k: m.state_dict() for k, m in res.method.modules().items()}}
@@ -51,6 +52,7 @@ def test_two_process_pre_dfkd_run_completes_with_identical_ranks(digits_teacher,
             if "running_" in name or "num_batches" in name:
                 continue  # BN buffers are per rank (each rank's last batch), by design
             assert torch.equal(p, b["state"][part][name]), (part, name)
+    assert ("prior_mean" in a["state"]["vae"]) == (replay_prior == "fitted")
     assert a["summary"]["world_size"] == 2 and a["summary"]["ranks_consistent"]
     rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if r["kind"] == "train"] == [2, 4, 6]  # rank 0 alone writes
