@@ -17,8 +17,8 @@ def test_help_lists_subcommands():
 
 def test_train_teacher_writes_checkpoint_metrics_config(digits_teacher):
     rows = [json.loads(l) for l in (digits_teacher / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert (digits_teacher / "config.yaml").read_text().count("epochs: 3") == 1
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert (digits_teacher / "config.yaml").read_text().count("epochs: 6") == 1
     ckpt = torch.load(digits_teacher / "teacher.pt", weights_only=True)
     assert ckpt["arch"]["name"] == "lenet5-half" and ckpt["dataset"]["name"] == "digits"
     assert ckpt["metrics"]["test_acc"] == rows[-1]["test_acc"]

@@ -10,7 +10,7 @@ of 12 points of mu fails a method whose generator or loss is broken: it then sta
 below."""
 import pytest
 
-from dfkd import create_model, load_dataset, recipe, train_teacher
+from dfkd import load_dataset, new_teacher_model, recipe, train_teacher
 from dfkd.engine import distill
 
 pytestmark = pytest.mark.slow  # trains on real data
@@ -26,8 +26,7 @@ METHOD["pre-dfkd+"] = METHOD["pre-dfkd"]
 @pytest.fixture(scope="module")
 def setup():
     data = load_dataset("digits")
-    kw = {"num_classes": 10, "in_channels": 1, "input_size": 32}
-    teacher = create_model("lenet5", **kw)
+    teacher, _ = new_teacher_model("lenet5", data.info, 0)
     train_teacher(teacher, data, recipe("digits"), progress=False)
     noise = distill(teacher, "lenet5-half", "noise", {**BUDGET, **METHOD["noise"]}, info=data.info, eval_data=data,
                     progress=False).summary

@@ -4,7 +4,7 @@ Importing the package has no side effects (no files written, no seeds or threads
 
     import dfkd
     data = dfkd.load_dataset("digits")
-    teacher = dfkd.create_model("lenet5", num_classes=10, in_channels=1)
+    teacher, kw = dfkd.new_teacher_model("lenet5", data.info, seed=0)
     dfkd.train_teacher(teacher, data, dfkd.recipe("digits"))
     result = dfkd.distill(teacher, "lenet5-half", method="pre-dfkd", info=data.info, eval_data=data)
 """
@@ -15,12 +15,12 @@ from .errors import DfkdError
 from .evaluate import accuracy
 from .export import export
 from .models import count_parameters, create_model, list_models
-from .teacher import TeacherConfig, recipe, train_teacher
+from .teacher import TeacherConfig, new_teacher_model, recipe, train_teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DfkdError", "DatasetInfo", "ImageDataset", "load_dataset", "list_datasets", "create_model", "list_models",
-    "count_parameters", "TeacherConfig", "recipe", "train_teacher", "accuracy", "load_model", "load_checkpoint",
+    "count_parameters", "TeacherConfig", "new_teacher_model", "recipe", "train_teacher", "accuracy", "load_model", "load_checkpoint",
     "save_checkpoint", "model_payload", "distill", "DistillResult", "export", "__version__",
 ]

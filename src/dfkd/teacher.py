@@ -117,13 +117,27 @@ def _load_state(path: Path, cfg: TeacherConfig) -> dict[str, Any]:
     return state
 
 
+def new_teacher_model(arch: str, info: Any, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    """A fresh ``arch`` for data set ``info``, its initial weights fixed by ``seed``; returns (model, arch kwargs).
+
+    ``train_teacher`` seeds the data order and augmentation but trains the model it is given, so whatever
+    builds the model must seed its initialisation: one seed, one teacher.
+    """
+    from .models import create_model
+
+    kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
+    seed_everything(seed)
+    with torch.device("cpu"):
+        return create_model(arch, **kwargs), kwargs
+
+
 def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, arch: str = "custom",
                   arch_kwargs: dict[str, Any] | None = None, out_dir: str | os.PathLike | None = None,
                   progress: bool = True, resume: bool = False, device: str | torch.device = "auto") -> dict[str, Any]:
     """Train ``model`` in place on ``data``; write ``teacher.pt`` and ``metrics.jsonl`` to ``out_dir``.
 
     Returns the final metrics (``test_acc`` is the accuracy of the final model; no epoch is picked on the
-    test set). With ``resume`` and a ``teacher-state.pt`` in ``out_dir``, training continues from it (on any
+    test set). ``model``'s initial weights are the caller's (``new_teacher_model`` seeds them). With ``resume`` and a ``teacher-state.pt`` in ``out_dir``, training continues from it (on any
     device). ``device``: as ``distill``'s; the images stay on the host as uint8 and move batch by batch; the
     trained model is returned on the CPU. ``bf16: true`` means the device's reduced precision (``dfkd.device``).
     """
@@ -213,4 +227,4 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     return metrics
 
 
-__all__ = ["TeacherConfig", "RECIPES", "recipe", "train_teacher"]
+__all__ = ["TeacherConfig", "RECIPES", "new_teacher_model", "recipe", "train_teacher"]

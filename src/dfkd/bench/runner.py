@@ -17,8 +17,7 @@ from ..data import load_dataset
 from ..engine import distill
 from ..io_utils import atomic_write_text
 from ..methods import get_method
-from ..models import create_model
-from ..teacher import recipe, train_teacher
+from ..teacher import new_teacher_model, recipe, train_teacher
 from .suites import Suite
 from .table import aggregate, markdown_table
 
@@ -47,10 +46,8 @@ def ensure_teacher(suite: Suite, out: Path, data, progress: bool, log: Callable[
     path = out / "teacher" / "teacher.pt"
     if path.exists():
         return path
-    info = data.info
-    kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
-    model = create_model(suite.teacher_arch, **kwargs)
     cfg = recipe(suite.dataset, **suite.teacher_overrides)
+    model, kwargs = new_teacher_model(suite.teacher_arch, data.info, cfg.seed)
     log(f"training the {suite.teacher_arch} teacher on {suite.dataset} ({cfg.epochs} epochs) ...")
     metrics = train_teacher(model, data, cfg, arch=suite.teacher_arch, arch_kwargs=kwargs, out_dir=path.parent,
                             progress=progress, resume=True, device=device)  # an interrupted teacher run continues

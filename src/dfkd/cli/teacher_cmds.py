@@ -10,8 +10,8 @@ from ..config import parse_set_options, to_plain, write_yaml
 from ..data import dataset_info, load_dataset
 from ..errors import DfkdError
 from ..evaluate import accuracy
-from ..models import count_parameters, create_model
-from ..teacher import STATE_FILE, recipe, train_teacher
+from ..models import count_parameters
+from ..teacher import STATE_FILE, new_teacher_model, recipe, train_teacher
 from ..device import device_name, resolve_device
 from .common import add_data_dir, add_device, check_compatible, non_negative_float, positive_int, prepare_out_dir
 
@@ -75,8 +75,7 @@ def run_train_teacher(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     cfg = recipe(data.info.name if not args.dataset.startswith("imagefolder:") else "imagefolder", **overrides)
     info = data.info
-    arch_kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
-    model = create_model(args.arch, **arch_kwargs)
+    model, arch_kwargs = new_teacher_model(args.arch, info, cfg.seed)
     out = prepare_out_dir(args.out or Path("runs") / f"{args.dataset.replace(':', '-').replace('/', '_')}-{args.arch}",
                           "teacher.pt", args.overwrite)
     resume = args.resume and not args.overwrite and (out / STATE_FILE).exists()
