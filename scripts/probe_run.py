@@ -7,8 +7,9 @@ how much one generator state teaches.
    posterior sample) and decodes of the prior z ~ N(0, I), which is what replay draws (before its nudge).
 3. Loads the final generator (``state.pt``) and teacher, then trains a fresh student of the run's
 architecture for ``--steps`` steps of ``batch_size`` samples drawn from that frozen generator (train mode, as in
-the run), with the suites' student recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, cosine to 0,
-L_S = mean |S(x) - T(x)|. Prints the student's test accuracy and its argmax agreement with the teacher on the
+the run), by default with the suites' student recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, cosine
+to 0, L_S = mean |S(x) - T(x)| (``--optimizer adam``, ``--lr``, ``--loss kl --temperature T`` for
+KL(softmax(T/τ) || softmax(S/τ)) τ², ``--student ARCH``, ``--student-bn-mode eval|train``). Prints the student's test accuracy and its argmax agreement with the teacher on the
 last batch four times. fp32, for comparisons between runs, not for speed.
 
     DFKD_DATA=../shared/data python scripts/probe_run.py RUN_DIR TEACHER.pt [--steps 400]
@@ -36,6 +37,12 @@ def main() -> None:
     p.add_argument("teacher")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--loss", choices=("l1", "kl"), default="l1")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--student", help="student architecture (default: the run's)")
+    p.add_argument("--skip-vae", action="store_true")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     teacher, info = load_model(args.teacher)[:2]
@@ -49,9 +56,12 @@ def main() -> None:
                            width=cfg["generator_width"], info=info, **cfg["generator_options"])
     gen.load_state_dict(state["method_state"]["modules"]["generator"])
     gen.train()  # as the run draws its batches: BatchNorm on batch statistics
-    student = create_model(resolved["student_arch"], num_classes=info.num_classes, in_channels=info.in_channels,
+    student = create_model(args.student or resolved["student_arch"], num_classes=info.num_classes, in_channels=info.in_channels,
                            input_size=info.image_size)
-    opt = torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    if args.optimizer == "sgd":
+        opt = torch.optim.SGD(student.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    else:
+        opt = torch.optim.Adam(student.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, args.steps))
     data = load_dataset(info.name, os.environ.get("DFKD_DATA"))
     t0 = time.perf_counter()
@@ -60,7 +70,12 @@ def main() -> None:
             x = gen(gen.sample_latent(cfg["batch_size"]))
             t = teacher(x)
         s = student(x)
-        loss = (s - t).abs().mean()
+        if args.loss == "l1":
+            loss = (s - t).abs().mean()
+        else:
+            tau = args.temperature
+            loss = torch.nn.functional.kl_div((s / tau).log_softmax(1), (t / tau).log_softmax(1), log_target=True,
+                                              reduction="batchmean") * tau * tau
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -72,7 +87,7 @@ def main() -> None:
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     torch.manual_seed(args.seed)  # after the training, so that it is what it was without this part
-    if "vae" in state["method_state"]["modules"]:
+    if "vae" in state["method_state"]["modules"] and not args.skip_vae:
         vae = ReplayVAE(info.input_shape, cfg["vae_latent_dim"], cfg["vae_width"])
         vae.load_state_dict(state["method_state"]["modules"]["vae"])
         vae.eval()

@@ -549,6 +549,25 @@ def test_replay_balance_replays_a_class_balanced_subset_of_more_draws(name, monk
         resolve_config(cls, {"replay_balance": 0})
 
 
+@pytest.mark.parametrize("name", ["pre-dfkd", "mb-dfkd"])
+def test_generator_warmup_adds_generator_updates_to_the_first_iteration_only(name, monkeypatch):
+    cls = get_method(name)
+    teacher, student = nets(name=name)
+    m = cls(teacher, student, INFO, resolve_config(cls, tiny_config(name, generator_warmup=3, generator_steps=2)))
+    calls = []
+    real_step = m.generator_step
+    monkeypatch.setattr(m, "generator_step", lambda: calls.append(1) or real_step())
+    student_before = [p.detach().clone() for p in m.student.parameters()]
+    m.iteration(0)
+    assert len(calls) == 5  # 2 + 3, and the student still trained in that iteration
+    assert any(not torch.equal(a, b) for a, b in zip(student_before, m.student.parameters()))
+    m.iteration(1)
+    assert len(calls) == 7
+    assert resolve_config(cls, tiny_config(name)).generator_warmup == 0  # off unless asked for
+    with pytest.raises(DfkdError, match="generator_warmup"):
+        resolve_config(cls, {"generator_warmup": -1})
+
+
 def test_fitted_prior_tracks_the_aggregate_posterior_moments():
     """fit_prior: m <- (1 - a) m + a mean_b mu_b, v <- (1 - a) v + a (var_b mu_b + mean_b sigma_b^2), from N(0, I)."""
     vae = ReplayVAE((1, 32, 32), latent_dim=3, width=4, fitted_prior=True)

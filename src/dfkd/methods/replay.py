@@ -8,6 +8,10 @@ One iteration (defaults of the official PRE-DFKD code):
                        update_memory(x_nov, it, step, T(x_nov))   (VAE update / push into the bank; the
                                                                   teacher's labels from the student step)
 
+Generator warm-up (``generator_warmup`` = m > 0; ours, off in both papers): iteration 0 runs m generator updates
+before its own, so the student's first steps already see samples the priors have shaped (with a BatchNorm
+teacher the BN prior takes tens of iterations to fall; BENCHMARKS.md, "A faster generator for the BN teacher").
+
 Class-balanced replay (``replay_balance`` = k > 1; ours, off in both papers): the memory draws k x n samples
 and the n replayed are a class-balanced subset by the teacher's argmax, taken round-robin over the classes
 (every class's first sample, then every class's second, ...), so a memory whose draws favour a few classes
@@ -43,12 +47,13 @@ class ReplayConfig(DistillConfig):
     replay_ratio: float = 0.125  # PRE-DFKD code: 1024 novel + 128 replayed (8:1)
     replay_start: int = 0  # first iteration whose student steps replay (the code replays from the start)
     replay_balance: int = 1  # draw k x n from the memory, replay a class-balanced n of them (1: off, the papers)
+    generator_warmup: int = 0  # extra generator updates before iteration 0's (0: off, the papers)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 <= self.replay_ratio <= 8:
             raise DfkdError(f"config 'replay_ratio' must be in [0, 8], got {self.replay_ratio}")
-        require_non_negative(self, "replay_start")
+        require_non_negative(self, "replay_start", "generator_warmup")
         if self.replay_balance < 1:
             raise DfkdError(f"config 'replay_balance' must be an integer >= 1, got {self.replay_balance}")
 
@@ -104,7 +109,7 @@ class ReplayMethod(Method):
         c = self.cfg
         self.set_learning_rates(it)
         out: dict[str, torch.Tensor] = {}
-        for _ in range(c.generator_steps):
+        for _ in range(c.generator_steps + (c.generator_warmup if it == 0 else 0)):
             out, _, _ = self.generator_step()
         s_losses, mem_logs = [], {}
         for step, (x_novel, _) in enumerate(self.student_batches(c.student_steps)):  # x_novel: (B, C, H, W)
