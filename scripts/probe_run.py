@@ -9,8 +9,9 @@ how much one generator state teaches.
 architecture for ``--steps`` steps of ``batch_size`` samples drawn from that frozen generator (train mode, as in
 the run), by default with the suites' student recipe: SGD lr 0.1, momentum 0.9, weight decay 5e-4, cosine
 to 0, L_S = mean |S(x) - T(x)| (``--optimizer adam``, ``--lr``, ``--loss kl --temperature T`` for
-KL(softmax(T/τ) || softmax(S/τ)) τ², ``--student ARCH``, ``--student-bn-mode eval|train``). Prints the student's test accuracy and its argmax agreement with the teacher on the
-last batch four times. fp32, for comparisons between runs, not for speed.
+KL(softmax(T/τ) || softmax(S/τ)) τ², ``--student ARCH``; ``--skip-vae`` skips part 2). Prints the student's
+test accuracy and its argmax agreement with the teacher on the last batch four times. fp32, for comparisons
+between runs, not for speed.
 
     DFKD_DATA=../shared/data python scripts/probe_run.py RUN_DIR TEACHER.pt [--steps 400]
 """
@@ -56,8 +57,8 @@ def main() -> None:
                            width=cfg["generator_width"], info=info, **cfg["generator_options"])
     gen.load_state_dict(state["method_state"]["modules"]["generator"])
     gen.train()  # as the run draws its batches: BatchNorm on batch statistics
-    student = create_model(args.student or resolved["student_arch"], num_classes=info.num_classes, in_channels=info.in_channels,
-                           input_size=info.image_size)
+    student = create_model(args.student or resolved["student_arch"], num_classes=info.num_classes,
+                           in_channels=info.in_channels, input_size=info.image_size)
     if args.optimizer == "sgd":
         opt = torch.optim.SGD(student.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
     else:

@@ -1,7 +1,7 @@
 """End to end on real data: a digits teacher trained with the library's recipe."""
 import pytest
 
-from dfkd import create_model, load_dataset, new_teacher_model, recipe, train_teacher
+from dfkd import load_dataset, new_teacher_model, recipe, train_teacher
 from dfkd.evaluate import accuracy
 
 pytestmark = pytest.mark.slow  # trains on real data
@@ -32,8 +32,7 @@ def test_interrupted_teacher_training_resumes_to_the_same_weights(tmp_path, monk
     cfg = recipe("digits", epochs=4, batch_size=128)
 
     def train(out, resume=False):
-        torch.manual_seed(0)
-        model = create_model("lenet5-half", **kw)
+        model, _ = new_teacher_model("lenet5-half", data.info, 0)
         train_teacher(model, data, cfg, arch="lenet5-half", arch_kwargs=kw, out_dir=out, progress=False, resume=resume)
         return model
 

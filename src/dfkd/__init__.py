@@ -21,6 +21,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DfkdError", "DatasetInfo", "ImageDataset", "load_dataset", "list_datasets", "create_model", "list_models",
-    "count_parameters", "TeacherConfig", "new_teacher_model", "recipe", "train_teacher", "accuracy", "load_model", "load_checkpoint",
-    "save_checkpoint", "model_payload", "distill", "DistillResult", "export", "__version__",
+    "count_parameters", "TeacherConfig", "new_teacher_model", "recipe", "train_teacher", "accuracy", "load_model",
+    "load_checkpoint", "save_checkpoint", "model_payload", "distill", "DistillResult", "export", "__version__",
 ]

@@ -27,7 +27,7 @@ from torch import nn
 from .checkpoint import model_payload, save_checkpoint
 from .config import to_plain, update_config
 from .io_utils import atomic_write, atomic_write_text
-from .data import ImageDataset, augment_batch, iterate_batches
+from .data import DatasetInfo, ImageDataset, augment_batch, iterate_batches
 from .data.augment import Augmentation, default_augmentation
 from .errors import DfkdError
 from .evaluate import accuracy
@@ -35,6 +35,7 @@ from .device import choose_precision, resolve_device, to_cpu, to_device
 from .precision import Precision
 from .rng import rng_state, seed_everything, set_rng_state
 from .metrics_log import MetricsLog
+from .models import create_model
 from .progress import Progress
 from .schedules import cosine_lr, set_lr
 
@@ -117,14 +118,12 @@ def _load_state(path: Path, cfg: TeacherConfig) -> dict[str, Any]:
     return state
 
 
-def new_teacher_model(arch: str, info: Any, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+def new_teacher_model(arch: str, info: DatasetInfo, seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """A fresh ``arch`` for data set ``info``, its initial weights fixed by ``seed``; returns (model, arch kwargs).
 
     ``train_teacher`` seeds the data order and augmentation but trains the model it is given, so whatever
     builds the model must seed its initialisation: one seed, one teacher.
     """
-    from .models import create_model
-
     kwargs = {"num_classes": info.num_classes, "in_channels": info.in_channels, "input_size": info.image_size}
     seed_everything(seed)
     with torch.device("cpu"):
@@ -137,9 +136,10 @@ def train_teacher(model: nn.Module, data: ImageDataset, cfg: TeacherConfig, *, a
     """Train ``model`` in place on ``data``; write ``teacher.pt`` and ``metrics.jsonl`` to ``out_dir``.
 
     Returns the final metrics (``test_acc`` is the accuracy of the final model; no epoch is picked on the
-    test set). ``model``'s initial weights are the caller's (``new_teacher_model`` seeds them). With ``resume`` and a ``teacher-state.pt`` in ``out_dir``, training continues from it (on any
-    device). ``device``: as ``distill``'s; the images stay on the host as uint8 and move batch by batch; the
-    trained model is returned on the CPU. ``bf16: true`` means the device's reduced precision (``dfkd.device``).
+    test set). ``model``'s initial weights are the caller's (``new_teacher_model`` seeds them). With ``resume``
+    and a ``teacher-state.pt`` in ``out_dir``, training continues from it (on any device). ``device``: as
+    ``distill``'s; the images stay on the host as uint8 and move batch by batch; the trained model is returned
+    on the CPU. ``bf16: true`` means the device's reduced precision (``dfkd.device``).
     """
     seed_everything(cfg.seed)
     info = data.info

@@ -10,7 +10,7 @@ One iteration (defaults of the official PRE-DFKD code):
 
 Generator warm-up (``generator_warmup`` = m > 0; ours, off in both papers): iteration 0 runs m generator updates
 before its own, so the student's first steps already see samples the priors have shaped (with a BatchNorm
-teacher the BN prior takes tens of iterations to fall; BENCHMARKS.md, "A faster generator for the BN teacher").
+teacher the BN prior takes tens of iterations to fall; BENCHMARKS.md, "A generator warm-up on the BN suite").
 
 Class-balanced replay (``replay_balance`` = k > 1; ours, off in both papers): the memory draws k x n samples
 and the n replayed are a class-balanced subset by the teacher's argmax, taken round-robin over the classes
