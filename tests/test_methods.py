@@ -568,6 +568,28 @@ def test_generator_warmup_adds_generator_updates_to_the_first_iteration_only(nam
         resolve_config(cls, {"generator_warmup": -1})
 
 
+@pytest.mark.parametrize("name", ["pre-dfkd+", "dfad"])
+def test_contrastive_term_in_a_generator_method_trains_its_head_and_keeps_only_what_its_memory_holds(name):
+    """``w_contrastive`` in a generator method: the within-batch term (memory of 0 rows, the default) trains its
+    projection head and keeps nothing; with a memory every generator update's B feature rows join it."""
+    cls = get_method(name)
+    kw = {"num_classes": 10, "in_channels": 1, "input_size": 32}
+    for bank_size, kept in ((0, 0), (64, 2 * TINY["batch_size"])):
+        torch.manual_seed(0)
+        teacher, student = create_model("cnn-bn", width=4, **kw), create_model("lenet5-half", **kw)
+        cfg = resolve_config(cls, {**tiny_config(name), "w_contrastive": 0.8, "contrastive_bank_size": bank_size})
+        m = cls(teacher, student, INFO, cfg)
+        term = m.objective.term("contrastive")
+        head = [p.detach().clone() for p in term.head.parameters()]
+        out = m.iteration(0)
+        m.iteration(1)
+        assert torch.isfinite(out["g_contrastive"]) and out["g_contrastive"].item() > 0
+        assert any(not torch.equal(a, b) for a, b in zip(head, term.head.parameters()))
+        assert len(term.bank) == kept and term.last_features is None
+    assert cls.Config().w_contrastive == 0 and cls.Config().contrastive_bank_size == 0  # off, and memory-free
+    assert get_method("cmi").Config().contrastive_bank_size == 40960  # DataFree's memory stays CMI's
+
+
 def test_fitted_prior_tracks_the_aggregate_posterior_moments():
     """fit_prior: m <- (1 - a) m + a mean_b mu_b, v <- (1 - a) v + a (var_b mu_b + mean_b sigma_b^2), from N(0, I)."""
     vae = ReplayVAE((1, 32, 32), latent_dim=3, width=4, fitted_prior=True)

@@ -34,14 +34,13 @@ from .. import rng
 from ..data.augment import Augmentation, augment_batch
 from ..parts import Part
 from ..synthesizers import top_class_fraction
-from ..terms.contrastive import ContrastiveSettings
 from .base import register_method
 from .distill_config import require_non_negative, require_positive
 from .pool_method import PoolConfig, PoolMethod
 
 
 @dataclass
-class CMIConfig(PoolConfig, ContrastiveSettings):
+class CMIConfig(PoolConfig):
     batch_size: int = 256  # DF synthesis batch
     generator_steps: int = 200  # DF g_steps per round
     lr_generator: float = 1e-3  # DF lr_g (generator, latent and projection head)
@@ -56,6 +55,7 @@ class CMIConfig(PoolConfig, ContrastiveSettings):
     w_class: float = 1.0  # DF oh
     w_adversarial: float = 0.5  # DF adv
     w_contrastive: float = 0.8  # DF cr
+    contrastive_bank_size: int = 40960  # DF bank_size (the other contrastive settings: DistillConfig's, DF's)
     student_loss: str = "kl"  # DF KLDiv
     kd_temperature: float = 20.0  # DF T
     view_crop: int = 4  # the global view: DF RandomCrop(pad 4) + flip
@@ -63,9 +63,8 @@ class CMIConfig(PoolConfig, ContrastiveSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive(self, "generator_steps", "contrastive_temperature", "contrastive_head_dim",
-                         "contrastive_bank_size", "contrastive_negatives")
-        require_non_negative(self, "w_class", "w_contrastive", "view_crop")
+        require_positive(self, "generator_steps", "contrastive_bank_size")
+        require_non_negative(self, "view_crop")
 
 
 @torch.no_grad()

@@ -51,6 +51,14 @@ class DistillConfig:
     w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.terms.bn_statistics); needs a BN teacher
     w_class: float = 0.0  # CE toward the class each sample is synthesised for (needs class_conditional or rounds)
     w_tv: float = 0.0  # total-variation prior on the synthetic pixels (DeepInversion; dfkd.terms.image_priors)
+    # CMI's contrastive term (dfkd.terms.contrastive; needs a BN teacher): samples should differ from each other as
+    # the teacher sees them. Its settings are DataFree's CIFAR values, except the feature memory: 0 rows here
+    # (contrast within each batch, nothing kept across steps); CMI keeps 40,960
+    w_contrastive: float = 0.0
+    contrastive_temperature: float = 0.1  # DataFree cr_T
+    contrastive_head_dim: int = 256  # DataFree head_dim
+    contrastive_bank_size: int = 0  # rows of earlier batches' features kept as negatives (DataFree bank_size)
+    contrastive_negatives: int = 4096  # memory rows drawn per step (DataFree n_neg)
     # The generator's input is [z, onehot(y)] with classes y balanced in each batch, and the objective's targets
     # are y (dfkd.synthesizers.generator); generator methods only
     class_conditional: bool = False
@@ -109,7 +117,9 @@ class DistillConfig:
                              "signal_samples",
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
-                             "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "kd_temperature", "js_temperature")
+                             "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "w_contrastive", "kd_temperature",
+                             "js_temperature", "contrastive_bank_size")
+        require_positive(self, "contrastive_temperature", "contrastive_head_dim", "contrastive_negatives")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
                    "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl"),
                    "amp_dtype": ("auto", "bfloat16", "float16")}

@@ -75,6 +75,7 @@ class GeneratorSynthesizer(Synthesizer):
             p = self.objective.passes(x, targets=y)
         loss, terms = self.objective(p)
         self.ctx.precision.minimize(loss, [self.optimizer, *self.objective.optimizers()])
+        self.objective.after_update()
         if self.ema is not None:
             ema_update(self.ema, self.generator, self.ctx.cfg.ema_generator)
         out = {k: v.detach() for k, v in terms.items()}

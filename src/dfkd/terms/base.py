@@ -83,6 +83,10 @@ class Term(nn.Module):
     def forward(self, p: Passes) -> torch.Tensor:
         raise NotImplementedError
 
+    def after_update(self) -> None:
+        """Called after a generator method's update on this term's value: the term may remember the step (a
+        feature memory). Methods that choose what to keep themselves (CMI's best iterate) do not call it."""
+
     def parts(self) -> list[Part]:
         return []
 
@@ -145,6 +149,10 @@ class Objective(nn.Module):
         values = {f"g_{t.log_name}": t(p) for t in self.terms}
         loss = sum(w * v for w, v in zip(self.weights, values.values()))
         return loss, values
+
+    def after_update(self) -> None:
+        for t in self.terms:
+            t.after_update()
 
     def parts(self) -> list[Part]:
         return [part for t in self.terms for part in t.parts()]

@@ -14,13 +14,18 @@ random rows drawn per step), L = [current; memory] local rows, G = the same glob
     L_cr = mean_{i <= B} CE(logits_i, i) + mean_{i > B} CE(logits_i, i)   (one mean while the memory is empty)
 
 so each instance's local view must find its own global view among all current and remembered instances.
-Gradients reach the images only through the current local features. Settings (``ContrastiveSettings``):
-tau = 0.1, head_dim = 256, bank 40,960 rows, 4,096 negatives (DataFree's CIFAR-10 scripts).
+Gradients reach the images only through the current local features. Settings (``DistillConfig``'s
+``contrastive_*``): tau = 0.1, head_dim = 256, 4,096 negatives (DataFree's CIFAR-10 scripts); the memory has
+40,960 rows in CMI (DataFree's), which keeps the features of each round's kept batch.
+
+In a generator method (``w_contrastive`` > 0 with DAFL, DFAD, MB-DFKD, PRE-DFKD(+); ours) the memory is empty by
+default (``contrastive_bank_size`` 0): the term contrasts the B instances of each batch with each other only, so
+a generator whose batch-level priors (the BN prior) are met by B look-alike samples pays for it, and nothing
+synthesised is kept across steps. With a memory, each generator update's features join it (``after_update``).
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -33,16 +38,6 @@ from ..errors import DfkdError
 from ..parts import Part, PartContext
 from .base import Passes, Term, register_term, term_settings
 from .bn_statistics import batchnorm_layers
-
-
-@dataclass
-class ContrastiveSettings:
-    """Config keys of the contrastive term (a method config that uses it inherits these)."""
-
-    contrastive_temperature: float = 0.1  # DataFree cr_T
-    contrastive_head_dim: int = 256  # DataFree datafree_kd.py head_dim
-    contrastive_bank_size: int = 40960  # DataFree bank_size
-    contrastive_negatives: int = 4096  # DataFree n_neg
 
 
 class FeatureBank(nn.Module):
@@ -59,6 +54,8 @@ class FeatureBank(nn.Module):
 
     @torch.no_grad()
     def push(self, f: torch.Tensor) -> None:
+        if self.capacity == 0:  # no memory: contrast within the batch only
+            return
         f = f.detach().float().to(self.rows.device)[-self.capacity:]
         if len(self) < self.capacity:
             room = self.capacity - len(self)
@@ -158,6 +155,11 @@ class Contrastive(Term):
         """Push a round's kept [local | global] features into the memory (and drop the step's leftovers)."""
         self.bank.push(features)
         self.last_features = self._global = None
+
+    def after_update(self) -> None:
+        """A generator method's update is kept: its batch's features join the memory (none when it has 0 rows)."""
+        if self.last_features is not None:
+            self.remember(self.last_features)
 
     def parts(self) -> list[Part]:
         # Both learn from each rank's own syntheses under torchrun: per rank, as the synthesis itself.
