@@ -4,7 +4,8 @@ A term is a registered ``nn.Module`` (registration beside its definition, ``@reg
 declares which passes it needs (``needs``: the teacher's penultimate ``"features"``, a ``"student"`` pass in
 eval mode), may record something during the teacher's pass (``recording()``: forward hooks, e.g. BN
 statistics), and computes its value from the ``Passes`` of one synthesis step. A term with state it trains
-or keeps (CMI's projection head and feature memory) lists it in ``parts()``.
+or keeps (CMI's projection head and feature memory) lists it in ``parts()``; ``after_update()`` is called by a
+generator method after each update it keeps (the contrastive term's memory remembers the step there).
 
 A method's objective is a list of (term name, weight) read from its config; terms of weight 0 are not built
 and their passes are not run:
