@@ -117,8 +117,8 @@ class DistillConfig:
                              "signal_samples",
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
-                             "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "w_contrastive", "kd_temperature",
-                             "js_temperature", "contrastive_bank_size")
+                             "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "w_contrastive",
+                             "kd_temperature", "js_temperature", "contrastive_bank_size")
         require_positive(self, "contrastive_temperature", "contrastive_head_dim", "contrastive_negatives")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
                    "adversarial_loss": ("l1", "js"), "student_loss": ("l1", "kl"),
