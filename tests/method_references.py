@@ -5,9 +5,12 @@ produced: a SHA-256 of every module's state (student, generator, VAE or memory b
 optimizer state tensor, plus the logged scalars. ``tests/test_method_references.py`` checks that the
 current code reproduces them, so a refactoring that changes what a method computes cannot pass unnoticed.
 
-Regenerate (only when a change is *meant* to alter what a method computes, and say so in the commit):
+Floating-point kernels round differently on different instruction sets (AVX2 against AVX-512, emulated against
+native bf16), so the file keeps one set of references per CPU kind (``cpu_kind()``). Regenerate the current
+CPU's set (only when a change is *meant* to alter what a method computes, and say so in the commit; other CPU
+kinds' sets then need regenerating on such a CPU too):
 
-    python tests/method_references.py > tests/data/method_references.json
+    python tests/method_references.py
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ import torch
 
 from dfkd import create_model
 from dfkd.data import dataset_info
+from dfkd.device import cpu_has_native_bf16
 from dfkd.engine import distill
+
+STORE = Path(__file__).parent / "data" / "method_references.json"
 
 TINY = {"iterations": 3, "batch_size": 16, "student_steps": 2, "generator_width": 4, "latent_dim": 8,
         "eval_every": 2, "log_every": 1, "signal_samples": 32}
@@ -29,6 +35,7 @@ EXTRA = {"pre-dfkd": {"vae_width": 4, "vae_latent_dim": 8, "vae_updates": 2},
          "pre-dfkd+": {"vae_width": 4, "vae_latent_dim": 8, "vae_updates": 2},
          "mb-dfkd": {"memory_batches": 2, "memory_batch_size": 4, "push_every": 1}}
 FP32 = {"bf16": False, "channels_last": False}
+BF16 = {"amp_dtype": "bfloat16"}  # the bf16 path on every CPU (emulated where the CPU has no native bf16)
 
 # (case name, method, teacher arch, data set, extra config)
 CASES = [
@@ -39,11 +46,11 @@ CASES = [
     ("pre-dfkd-fp32", "pre-dfkd", "lenet5-half", "digits", FP32),
     ("pre-dfkd+-bn-cifar-fp32", "pre-dfkd+", "cnn-bn", "cifar10", FP32),
     ("dfad-ema-mixup-fp32", "dfad", "lenet5-half", "digits", {**FP32, "ema_generator": 0.9, "augment_mixup": 0.5}),
-    ("dafl-bf16", "dafl", "lenet5-half", "digits", {}),
-    ("pre-dfkd-bf16", "pre-dfkd", "lenet5-half", "digits", {}),
-    ("pre-dfkd-bf16-fp32-student", "pre-dfkd", "lenet5-half", "digits", {"bf16_student": False}),
-    ("mb-dfkd-bf16", "mb-dfkd", "lenet5-half", "digits", {}),
-    ("pre-dfkd+-bn-cifar-bf16", "pre-dfkd+", "cnn-bn", "cifar10", {}),
+    ("dafl-bf16", "dafl", "lenet5-half", "digits", BF16),
+    ("pre-dfkd-bf16", "pre-dfkd", "lenet5-half", "digits", BF16),
+    ("pre-dfkd-bf16-fp32-student", "pre-dfkd", "lenet5-half", "digits", {**BF16, "bf16_student": False}),
+    ("mb-dfkd-bf16", "mb-dfkd", "lenet5-half", "digits", BF16),
+    ("pre-dfkd+-bn-cifar-bf16", "pre-dfkd+", "cnn-bn", "cifar10", BF16),
 ]
 
 
@@ -95,12 +102,20 @@ def run_case(method: str, teacher_arch: str, dataset: str, extra: dict) -> dict:
     return {"modules": modules, "optimizers": optimizers, "weight_sums": weights, "metrics": rows}
 
 
+def cpu_kind() -> str:
+    """The instruction-set level PyTorch's CPU kernels use (``AVX2``, ``AVX512``, ...), plus ``-bf16`` where the
+    CPU computes bf16 natively: what decides how the kernels round."""
+    return torch.backends.cpu.get_cpu_capability() + ("-bf16" if cpu_has_native_bf16() else "")
+
+
 def all_references() -> dict:
-    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-            "cases": {name: run_case(m, t, d, e) for name, m, t, d, e in CASES}}
+    return {"torch": torch.__version__, "cases": {name: run_case(m, t, d, e) for name, m, t, d, e in CASES}}
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    json.dump(all_references(), sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
+    stored = json.loads(STORE.read_text()) if STORE.exists() else {"by_cpu": {}}
+    stored["by_cpu"][cpu_kind()] = all_references()
+    STORE.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    print(f"wrote the references of {cpu_kind()} to {STORE} (CPU kinds stored: {', '.join(sorted(stored['by_cpu']))})",
+          file=sys.stderr)

@@ -151,7 +151,12 @@ def test_precision_scaler_skips_a_step_with_non_finite_gradients():
 
 def test_precision_follows_the_device(monkeypatch):
     cpu = torch.device("cpu")
-    assert choose_precision(cpu, True) == "bf16" and choose_precision(cpu, False) == "fp32"
+    for avx512_bf16, amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        # a CPU without native bf16 (AVX2 and the like) emulates it, several times slower than fp32
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert choose_precision(cpu, True) == expected and choose_precision(cpu, False) == "fp32"
+        assert choose_precision(cpu, True, "bfloat16") == "bf16"  # asked for explicitly: emulated where need be
     assert choose_precision(torch.device("mps"), True) == "fp32"
     for capability, expected in (((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)

@@ -10,6 +10,7 @@ import torch
 from conftest import needs_bn_teacher, run_cli, tiny_method_config
 from dfkd import create_model
 from dfkd.data import dataset_info
+from dfkd.device import cpu_has_native_bf16
 from dfkd.engine.loop import resolve_config
 from dfkd.methods import get_method, list_methods
 
@@ -32,7 +33,7 @@ def test_one_iteration_fast_and_fp32_give_the_same_losses(name):
     for fast in (False, True):
         cfg = resolve_config(get_method(name), tiny_method_config(name, {
             "batch_size": 128, "student_steps": 3, "generator_width": 16, "bf16": fast, "channels_last": fast,
-            "lr_generator": 1e-3}))
+            "amp_dtype": "bfloat16", "lr_generator": 1e-3}))  # bf16 on every CPU, emulated where not native
         torch.manual_seed(1)
         m = get_method(name)(copy.deepcopy(teacher), copy.deepcopy(student), info, cfg)
         torch.manual_seed(2)
@@ -52,7 +53,8 @@ def test_bf16_student_false_keeps_the_student_step_in_fp32():
     x = torch.randn(64, 1, 32, 32).bfloat16()  # what a bf16 generator hands the student step
     out = {}
     for bf16, bf16_student in ((False, True), (True, False), (True, True)):
-        cfg = resolve_config(get_method("dfad"), {"bf16": bf16, "bf16_student": bf16_student, "channels_last": False})
+        cfg = resolve_config(get_method("dfad"), {"bf16": bf16, "bf16_student": bf16_student, "channels_last": False,
+                                                  "amp_dtype": "bfloat16"})
         m = get_method("dfad")(copy.deepcopy(teacher), copy.deepcopy(student), info, cfg)
         loss = m.student_step(x if bf16 else x.float())
         out[bf16, bf16_student] = (loss.item(), torch.cat([p.detach().flatten() for p in m.student.parameters()]))
@@ -78,5 +80,7 @@ def test_speed_benchmark_runs_with_a_tiny_budget():
                                                                   / out["seconds_per_iteration_bare_same_settings"])
     assert out["replay_memory_bytes"] > 0 and out["batch_size"] == 16 and out["timed_iterations"] == 4
     assert out["bf16"] and out["bf16_student"]
+    native = "bf16" if cpu_has_native_bf16() else "fp32"  # dfkd's choice for this CPU (dfkd.device)
+    assert out["precision"] == out["student_precision"] == native
     r = run_cli("bench", "--speed", "--suite", "digits", "--method", "mb-dfkd")
     assert r.returncode == 2 and "no bare reference loop for method 'mb-dfkd'" in r.stderr

@@ -2,8 +2,8 @@
 
 Each function transcribes one method's iteration from its docstring (same networks, batch sizes, passes and
 optimizer steps) as a newcomer would write it: default optimizers, no logging, no checks, no checkpoints.
-``fast`` applies the precision (bf16 autocast) and memory-format (channels_last) settings dfkd uses (on any
-device: the loops take a ``device``), so that
+``fast`` applies the precision (the autocast dfkd chooses for the device: ``dfkd.device.choose_precision``) and
+memory-format (channels_last) settings dfkd uses (on any device: the loops take a ``device``), so that
 ``dfkd / bare_same`` isolates the framework's overhead; ``compiled`` puts every forward pass through
 ``torch.compile``. Only the network classes (and the replay VAE module) are shared with dfkd.
 """
@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ..device import choose_precision
 
 
 def _compile(*modules) -> None:
@@ -45,8 +47,12 @@ def _bare_setup(info, teacher, student, cfg, fast: bool, device: torch.device):
         opt_s = torch.optim.SGD(student.parameters(), lr=cfg.lr_student, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
-    ac = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if (fast and cfg.bf16) else contextlib.nullcontext
-    return gen, teacher, student, opt_s, opt_g, ac, fast and cfg.student_bf16
+    dtype = _AUTOCAST.get(choose_precision(device, fast and cfg.bf16, cfg.amp_dtype))
+    ac = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
+    return gen, teacher, student, opt_s, opt_g, ac, choose_precision(device, fast and cfg.student_bf16, cfg.amp_dtype)
+
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _set_cosine_lr(opt, cfg, it: int) -> None:
@@ -54,14 +60,15 @@ def _set_cosine_lr(opt, cfg, it: int) -> None:
         group["lr"] = 0.5 * cfg.lr_student * (1 + math.cos(math.pi * it / cfg.iterations))
 
 
-def _student_l1_step(x, teacher, student, opt, bf16: bool) -> torch.Tensor:
-    """One student update: L1 between student and teacher logits on detached samples x; returns the teacher's
-    logits."""
-    if not bf16:
+def _student_l1_step(x, teacher, student, opt, precision: str) -> torch.Tensor:
+    """One student update: L1 between student and teacher logits on detached samples x, under ``precision``
+    (bf16/fp16/fp32); returns the teacher's logits."""
+    dtype = _AUTOCAST.get(precision)
+    if dtype is None:
         x = x.float()
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         t = teacher(x)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         s = student(x)
     loss = (s.float() - t.float()).abs().mean()
     opt.zero_grad()
@@ -97,7 +104,7 @@ def _entropy_prior(t):
 
 def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False,
               device: torch.device = torch.device("cpu")) -> Callable[[int], None]:
-    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast, device)
+    gen, teacher, student, opt_s, opt_g, ac, student_precision = _bare_setup(info, teacher, student, cfg, fast, device)
     if compiled:
         _compile(gen, teacher, student)
 
@@ -106,7 +113,7 @@ def bare_dfad(info, teacher, student, cfg, fast: bool, compiled: bool = False,
         for _ in range(cfg.student_steps):
             with torch.no_grad(), ac():
                 x = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
-            _student_l1_step(x, teacher, student, opt_s, bf16_s)
+            _student_l1_step(x, teacher, student, opt_s, student_precision)
         with _scoring(student):
             with ac():
                 x = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
@@ -124,7 +131,7 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
                   device: torch.device = torch.device("cpu")) -> Callable[[int], None]:
     from ..replay.vae import ReplayVAE
 
-    gen, teacher, student, opt_s, opt_g, ac, bf16_s = _bare_setup(info, teacher, student, cfg, fast, device)
+    gen, teacher, student, opt_s, opt_g, ac, student_precision = _bare_setup(info, teacher, student, cfg, fast, device)
     fmt = torch.channels_last if (fast and cfg.channels_last) else torch.contiguous_format
     vae = ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width).to(device=device,
                                                                              memory_format=fmt).train()
@@ -175,7 +182,7 @@ def bare_pre_dfkd(info, teacher, student, cfg, fast: bool, compiled: bool = Fals
             with torch.no_grad(), ac():
                 x_new = gen(torch.randn(cfg.batch_size, cfg.latent_dim, device=device))
             x = torch.cat([x_new, decode(nudged_latents(n_replay)).to(x_new.dtype)])
-            t_all = _student_l1_step(x, teacher, student, opt_s, bf16_s)
+            t_all = _student_l1_step(x, teacher, student, opt_s, student_precision)
             if step >= cfg.vae_updates:
                 continue
             xv, t_x = x_new[:n_vae], t_all[:n_vae].float()  # the student step labelled the novel samples

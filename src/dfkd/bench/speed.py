@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..device import device_name, resolve_device, synchronize
+from ..device import choose_precision, device_name, resolve_device, synchronize
 from ..errors import DfkdError
 from .bare_loops import BARE_LOOPS
 from .suites import Suite, get_suite
@@ -113,7 +113,7 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
                         overrides: dict[str, Any] | None = None, log: Callable[[str], None] = print,
                         compile: bool = False, device: str = "auto") -> dict[str, Any]:
     """Measure the variants one after the other (never concurrently) on ``device`` and return the figures."""
-    resolve_device(device)  # an unavailable device fails here, with one line
+    dev = resolve_device(device)  # an unavailable device fails here, with one line
     suite = get_suite(suite_name)
     if method not in BARE_LOOPS:
         raise DfkdError(f"no bare reference loop for method '{method}'; --speed supports: {', '.join(BARE_LOOPS)}")
@@ -143,6 +143,8 @@ def run_speed_benchmark(suite_name: str, method: str = "pre-dfkd", iterations: i
         "suite": suite_name, "method": method, "teacher_arch": suite.teacher_arch, "student_arch": suite.student_arch,
         "batch_size": cfg.batch_size, "student_steps": cfg.student_steps, "bf16": cfg.bf16,
         "bf16_student": cfg.student_bf16, "channels_last": cfg.channels_last,
+        "precision": choose_precision(dev, cfg.bf16, cfg.amp_dtype),
+        "student_precision": choose_precision(dev, cfg.student_bf16, cfg.amp_dtype),
         "timed_iterations": iterations, "warmup_iterations": warmup,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "device": results["dfkd"]["device"],
         "peak_gpu_bytes_dfkd": results["dfkd"]["peak_gpu_bytes"],
@@ -165,7 +167,7 @@ def format_speed(r: dict[str, Any]) -> str:
     return "\n".join([
         f"speed: {r['suite']} / {r['method']} ({r['teacher_arch']} -> {r['student_arch']}, batch {r['batch_size']}, "
         f"{r['student_steps']} student steps, on {r['device']}, {r['threads']} threads, torch {r['torch']})",
-        f"  dfkd (bf16={r['bf16']}, bf16 student step={r['bf16_student']}, channels_last={r['channels_last']}): "
+        f"  dfkd ({r['precision']}, student step {r['student_precision']}, channels_last={r['channels_last']}): "
         f"{r['seconds_per_iteration_dfkd']:.4f} s/it   peak RSS {r['peak_rss_bytes_dfkd'] / mib:.0f} MiB",
         f"  bare loop, fp32:          {r['seconds_per_iteration_bare_fp32']:.4f} s/it   "
         f"peak RSS {r['peak_rss_bytes_bare_fp32'] / mib:.0f} MiB",
