@@ -113,7 +113,7 @@ def test_suites_start_and_run_on_cpu(name, tmp_path):
     save_checkpoint(model_payload(teacher, suite.teacher_arch, kw, data.info), tmp_path / "out" / "teacher" / "teacher.pt")
     result = run_suite(suite, tmp_path / "out", methods=["pre-dfkd"], seeds=[0], iterations=1, progress=False,
                        data_dir=tmp_path / "data", log=lambda m: None, plots=False,
-                       overrides={"batch_size": 4, "student_steps": 1, "vae_updates": 1})
+                       overrides={"batch_size": 4, "student_steps": 1, "vae_updates": 1, "signal_samples": 16})
     run = result["runs"][0]
     assert run["iterations"] == 1 and run["student_params"] > 1e4
     # The suite's own paper-scale settings are kept apart from the test's overrides.
