@@ -1,7 +1,9 @@
 """Benchmark suites: a data set, a teacher recipe, a student, one shared distillation budget and the
 methods to compare. Every method of a suite gets the same budget (iterations, batch size, student steps,
 generator); only the science differs (its generator objective, student loss and replay). Budgets are
-sized for a 2-core CPU unless the suite's name says otherwise."""
+sized for a 2-core CPU with native bf16 (AVX-512-BF16) unless the suite's name says otherwise; on a CPU without it
+(AVX2: dfkd runs in fp32 there) a run takes about three times as long (BENCHMARKS.md, "On a CPU without native
+bf16")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,7 +67,7 @@ _register(Suite(
 
 _register(Suite(
     name="fashion-mnist", dataset="fashion-mnist", teacher_arch="lenet5", student_arch="lenet5-half",
-    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; about 5-12 minutes per run on 2 CPU cores",
+    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; about 12 minutes per run on 2 bf16 CPU cores (37 on AVX2)",
     # The student step in fp32 (generator and VAE in bf16): for the LeNet-5-half student it is 9 % faster per
     # iteration than a bf16 student step, and PRE-DFKD reached mu 56.1 +- 0.5 over 3 seeds against 52.2 +- 2.9
     # (bf16 step) and 53.6 +- 4.7 (all fp32); BENCHMARKS.md, "Accuracy of the fast path".
