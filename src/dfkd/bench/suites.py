@@ -99,7 +99,7 @@ _register(Suite(
     # for the BN teacher").
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "lr_generator": 4e-3},
                    "adi": {**_ROUNDS, "generator_steps": 60}, "cmi": {**_ROUNDS, "generator_steps": 25}},
-    teacher_overrides={"epochs": 10, "bf16": True},  # 93.4 % in 523 s (BENCHMARKS.md, Teachers)
+    teacher_overrides={"epochs": 10, "bf16": True},  # 93.4 % in 523 s on a bf16 CPU (BENCHMARKS.md, Teachers)
     methods=("noise", "pre-dfkd+", "adi", "cmi"),
     seeds=(0,),
 ))
