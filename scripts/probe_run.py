@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-
 import torch
 
 from dfkd.checkpoint import load_model
@@ -30,18 +28,14 @@ from dfkd.evaluate import accuracy
 from dfkd.models import create_model
 from dfkd.models.generator import create_generator
 from dfkd.replay.vae import ReplayVAE
+from student_recipe import add_recipe_arguments, train_student
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run")
     p.add_argument("teacher")
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--loss", choices=("l1", "kl"), default="l1")
-    p.add_argument("--temperature", type=float, default=1.0)
+    add_recipe_arguments(p, steps=400)
     p.add_argument("--student", help="student architecture (default: the run's)")
     p.add_argument("--skip-vae", action="store_true")
     args = p.parse_args()
@@ -59,33 +53,19 @@ def main() -> None:
     gen.train()  # as the run draws its batches: BatchNorm on batch statistics
     student = create_model(args.student or resolved["student_arch"], num_classes=info.num_classes,
                            in_channels=info.in_channels, input_size=info.image_size)
-    if args.optimizer == "sgd":
-        opt = torch.optim.SGD(student.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
-    else:
-        opt = torch.optim.Adam(student.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, args.steps))
     data = load_dataset(info.name, os.environ.get("DFKD_DATA"))
-    t0 = time.perf_counter()
-    for i in range(args.steps):
+
+    def draw():
         with torch.no_grad():
             x = gen(gen.sample_latent(cfg["batch_size"]))
-            t = teacher(x)
-        s = student(x)
-        if args.loss == "l1":
-            loss = (s - t).abs().mean()
-        else:
-            tau = args.temperature
-            loss = torch.nn.functional.kl_div((s / tau).log_softmax(1), (t / tau).log_softmax(1), log_target=True,
-                                              reduction="batchmean") * tau * tau
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (i + 1) % max(1, args.steps // 4) == 0:
-            agree = (s.argmax(1) == t.argmax(1)).float().mean().item()
-            acc = accuracy(student, data.test_images, data.test_labels, info)["accuracy"]
-            print(f"step {i + 1}: loss {loss.item():.3f}, agreement {agree:.2f}, test {acc:.2f} % "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            return x, teacher(x)
+
+    def report(step, loss, s, t, seconds):
+        agree = (s.argmax(1) == t.argmax(1)).float().mean().item()
+        acc = accuracy(student, data.test_images, data.test_labels, info)["accuracy"]
+        print(f"step {step}: loss {loss:.3f}, agreement {agree:.2f}, test {acc:.2f} % ({seconds:.0f} s)", flush=True)
+
+    train_student(student, draw, args, report)
 
     torch.manual_seed(args.seed)  # after the training, so that it is what it was without this part
     if "vae" in state["method_state"]["modules"] and not args.skip_vae:

@@ -149,5 +149,5 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-__all__ = ["DEVICE_CHOICES", "bf16_supported", "choose_precision", "cpu_has_native_bf16", "device_name", "resolve_device", "synchronize",
-           "to_cpu", "to_device"]
+__all__ = ["DEVICE_CHOICES", "bf16_supported", "choose_precision", "cpu_has_native_bf16", "device_name",
+           "resolve_device", "synchronize", "to_cpu", "to_device"]

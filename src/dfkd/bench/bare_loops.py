@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..device import choose_precision
+from ..precision import precision_context
 
 
 def _compile(*modules) -> None:
@@ -47,12 +48,9 @@ def _bare_setup(info, teacher, student, cfg, fast: bool, device: torch.device):
         opt_s = torch.optim.SGD(student.parameters(), lr=cfg.lr_student, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_generator, betas=(cfg.generator_beta1, 0.999))
-    dtype = _AUTOCAST.get(choose_precision(device, fast and cfg.bf16, cfg.amp_dtype))
-    ac = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
+    precision = choose_precision(device, fast and cfg.bf16, cfg.amp_dtype)
+    ac = lambda: precision_context(precision, device)  # noqa: E731
     return gen, teacher, student, opt_s, opt_g, ac, choose_precision(device, fast and cfg.student_bf16, cfg.amp_dtype)
-
-
-_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _set_cosine_lr(opt, cfg, it: int) -> None:
@@ -63,12 +61,11 @@ def _set_cosine_lr(opt, cfg, it: int) -> None:
 def _student_l1_step(x, teacher, student, opt, precision: str) -> torch.Tensor:
     """One student update: L1 between student and teacher logits on detached samples x, under ``precision``
     (bf16/fp16/fp32); returns the teacher's logits."""
-    dtype = _AUTOCAST.get(precision)
-    if dtype is None:
+    if precision == "fp32":
         x = x.float()
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with torch.no_grad(), precision_context(precision, x.device):
         t = teacher(x)
-    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with precision_context(precision, x.device):
         s = student(x)
     loss = (s.float() - t.float()).abs().mean()
     opt.zero_grad()
