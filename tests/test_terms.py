@@ -14,7 +14,7 @@ from dfkd.synthesizers.pixels import jitter_flip
 from dfkd.terms import TERMS, Passes
 from dfkd.terms.adversarial import clamped_js
 from dfkd.terms.contrastive import FeatureBank
-from dfkd.terms.image_priors import total_variation
+from dfkd.terms.image_priors import input_statistics, total_variation
 
 
 def test_every_term_is_registered_with_a_docstring_formula():
@@ -27,6 +27,16 @@ def test_total_variation_by_hand():
     x = torch.tensor([[[[0.0, 1.0], [3.0, 7.0]]]])  # (1, 1, 2, 2)
     # right: |0-1|, |3-7| -> 2.5 ; down: |0-3|, |1-7| -> 4.5 ; diag /: |3-1| -> 2 ; diag \: |0-7| -> 7
     assert total_variation(x).item() == pytest.approx(2.5 + 4.5 + 2 + 7)
+
+
+def test_input_statistics_by_hand_and_the_frame_left_out():
+    x = torch.full((2, 2, 8, 8), -5.0)  # the frame: far from the statistics, and left out with border=2
+    x[:, 0, 2:-2, 2:-2] = 0.5  # channel 0: mean 0.5, variance 0
+    x[0, 1, 2:-2, 2:-2], x[1, 1, 2:-2, 2:-2] = 1.0, -1.0  # channel 1: mean 0, variance 1 (the target)
+    expected = torch.tensor([0.5, 0.0]).norm() + torch.tensor([-1.0, 0.0]).norm()
+    assert input_statistics(x, border=2).item() == pytest.approx(expected.item())
+    assert input_statistics(x).item() > 5  # with the frame in, its -5 pixels dominate
+    assert input_statistics(torch.randn(256, 3, 16, 16, generator=torch.Generator().manual_seed(0))).item() < 0.02
 
 
 def test_clamped_js_by_hand_and_competition_range():

@@ -51,6 +51,8 @@ class DistillConfig:
     w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.terms.bn_statistics); needs a BN teacher
     w_class: float = 0.0  # CE toward the class each sample is synthesised for (needs class_conditional or rounds)
     w_tv: float = 0.0  # total-variation prior on the synthetic pixels (DeepInversion; dfkd.terms.image_priors)
+    # pixel mean and variance of a synthetic batch toward the normaliser's 0 and 1 (dfkd.terms.image_priors)
+    w_input_stats: float = 0.0
     # CMI's contrastive term (dfkd.terms.contrastive; needs a BN teacher): samples should differ from each other as
     # the teacher sees them. Its settings are DataFree's CIFAR values, except the feature memory: 0 rows here
     # (contrast within each batch, nothing kept across steps); CMI keeps 40,960
@@ -118,6 +120,7 @@ class DistillConfig:
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "w_contrastive",
+                             "w_input_stats",
                              "kd_temperature", "js_temperature", "contrastive_bank_size")
         require_positive(self, "contrastive_temperature", "contrastive_head_dim", "contrastive_negatives")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),

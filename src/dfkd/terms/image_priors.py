@@ -4,11 +4,17 @@ natural images are locally smooth and bounded.
     total_variation:  sum over the 4 neighbour directions d (right, down, two diagonals) of mean |x - shift_d(x)|
                       (the L1 form of zju-vipa/DataFree ``get_image_prior_losses``; on the batch before jitter)
     image_l2:         mean_b ||x_b||_2  (NVlabs/DeepInversion ``loss_l2``; DataFree runs it with weight 0)
+    input_statistics: || mean_{b,h,w} x ||_2 + || var_{b,h,w} x - 1 ||_2  (per channel, inside the data set's
+                      black frame): DeepInversion's BatchNorm prior applied at the input, with the teacher's
+                      input normaliser as the running statistics. Real normalised images have mean 0 and
+                      variance 1 per channel when the normaliser holds the training set's statistics (as dfkd's
+                      data sets' normalisers do); a teacher without BatchNorm has no other statistics to match.
 """
 from __future__ import annotations
 
 import torch
 
+from ..data import zero_border
 from .base import Passes, Term, register_term
 
 
@@ -42,3 +48,26 @@ class ImageL2(Term):
 
     def forward(self, p: Passes) -> torch.Tensor:
         return _image(p).flatten(1).norm(dim=1).mean()
+
+
+def input_statistics(x: torch.Tensor, border: int = 0) -> torch.Tensor:
+    """``||mean x||_2 + ||var x - 1||_2`` over the channels of a normalised batch (B, C, H, W), statistics over
+    (B, H, W) inside a frame of ``border`` pixels (biased variance, as in the BatchNorm prior)."""
+    if border:
+        x = x[:, :, border:-border, border:-border]
+    mean = x.mean((0, 2, 3))
+    var = x.var((0, 2, 3), unbiased=False)
+    return torch.linalg.vector_norm(mean) + torch.linalg.vector_norm(var - 1)
+
+
+@register_term("input_statistics")
+class InputStatistics(Term):
+    """Input-statistics prior: the synthetic batch's per-channel pixel mean and variance (after the normaliser)
+    match those of real normalised images, 0 and 1 (module docstring). The frame the data set's loader pads
+    every image with (MNIST-like: 2 px) is left out, as the normaliser's statistics are those of the unpadded
+    images."""
+
+    log_name = "input_stats"
+
+    def forward(self, p: Passes) -> torch.Tensor:
+        return input_statistics(_image(p), zero_border(self.ctx.info.name))
