@@ -69,7 +69,9 @@ def main() -> None:
 
     torch.manual_seed(args.seed)  # after the training, so that it is what it was without this part
     if "vae" in state["method_state"]["modules"] and not args.skip_vae:
-        vae = ReplayVAE(info.input_shape, cfg["vae_latent_dim"], cfg["vae_width"])
+        border = cfg["generator_options"].get("border", 0) if cfg.get("vae_border", False) else 0
+        vae = ReplayVAE(info.input_shape, cfg["vae_latent_dim"], cfg["vae_width"], border=border, mean=info.mean,
+                        std=info.std)
         vae.load_state_dict(state["method_state"]["modules"]["vae"])
         vae.eval()
 

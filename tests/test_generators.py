@@ -78,8 +78,20 @@ def test_border_is_black_and_the_inside_is_synthesised():
     assert g.project.weight.grad.abs().sum() > 0
 
 
+def test_a_linear_output_draws_the_same_frame():
+    """A VAE decoder (linear output) with a border draws exactly the frame the sigmoid generator draws."""
+    from dfkd.replay.vae import ReplayVAE
+    vae = ReplayVAE((1, 32, 32), latent_dim=8, width=4, border=2, mean=FMNIST.mean, std=FMNIST.std)
+    x = vae.decode(torch.randn(16, 8))
+    black = (0 - FMNIST.mean[0]) / FMNIST.std[0]
+    assert x.shape == (16, 1, 32, 32) and torch.allclose(x[..., :2, :], torch.tensor(black))
+    assert torch.allclose(x[..., :, -2:], torch.tensor(black))
+    assert x[..., 2:-2, 2:-2].std() > 0  # the inside is drawn
+    assert ReplayVAE((1, 32, 32), latent_dim=8, width=4).decode(torch.randn(16, 8))[..., :2, :].std() > 0
+
+
 def test_border_errors():
-    with pytest.raises(DfkdError, match="border needs a sigmoid output"):
+    with pytest.raises(DfkdError, match="border needs a sigmoid or linear output"):
         create_generator("dcgan", latent_dim=8, out_shape=(1, 32, 32), border=2)
     with pytest.raises(DfkdError, match="divisible by 4"):
         create_generator("dcgan", latent_dim=8, out_shape=(1, 32, 32), border=1, output="sigmoid")

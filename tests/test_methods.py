@@ -261,6 +261,11 @@ def test_pre_dfkd_plus_draws_the_black_frame_of_mnist_like_data():
                                          fmnist).generator_options
     kept = resolve_config(cls, tiny_config("pre-dfkd+", generator_options={"output": "sigmoid", "border": 0}))
     assert cls.configure(kept, teacher, fmnist).generator_options["border"] == 0  # an explicit choice stays
+    # the replay memory draws the same frame (vae_border), or learns it like any pixel (vae_border=False)
+    framed = cls(teacher, student, fmnist, resolve_config(cls, tiny_config("pre-dfkd+", vae_border=True)))
+    replay = framed.draw_replay(8).float()
+    assert torch.allclose(replay[:, 0][:, frame], torch.full_like(replay[:, 0][:, frame], black), atol=1e-6)
+    assert not torch.allclose(m.draw_replay(8).float()[:, 0][:, frame], torch.tensor(black), atol=1e-3)
 
 
 def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_batch():

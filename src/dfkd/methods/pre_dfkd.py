@@ -55,6 +55,9 @@ class PREDFKDConfig(ReplayConfig):
     lr_nudge: float = 0.02  # PRE-DFKD code: lr_G
     replay_prior: str = "standard"  # latents replay decodes: N(0, I) (the paper), or "fitted" (module docstring)
     prior_momentum: float = 0.05  # the fitted prior's moving-average rate per VAE update
+    # the VAE's decoder draws the black frame the novel generator draws (generator option ``border``) exactly,
+    # instead of learning it like any pixel (``replay.vae``)
+    vae_border: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,6 +72,13 @@ class PREDFKDConfig(ReplayConfig):
             raise DfkdError(f"config 'prior_momentum' must be in (0, 1], got {self.prior_momentum}")
 
 
+def replay_vae(info, cfg: PREDFKDConfig) -> ReplayVAE:
+    """The run's VAE, as its config describes it (the frame: that of the novel generator, when ``vae_border``)."""
+    border = int(cfg.generator_options.get("border", 0)) if cfg.vae_border else 0
+    return ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width, fitted_prior=cfg.replay_prior == "fitted",
+                     border=border, mean=info.mean, std=info.std)
+
+
 @register_method("pre-dfkd")
 class PREDFKD(ReplayMethod):
     Config = PREDFKDConfig
@@ -76,8 +86,7 @@ class PREDFKD(ReplayMethod):
 
     def __init__(self, teacher, student, info, cfg: PREDFKDConfig, dist=None, device=None) -> None:
         super().__init__(teacher, student, info, cfg, dist, device)
-        self.vae = self.ctx.build(lambda: ReplayVAE(info.input_shape, cfg.vae_latent_dim, cfg.vae_width,
-                                                    fitted_prior=cfg.replay_prior == "fitted")).train()
+        self.vae = self.ctx.build(lambda: replay_vae(info, self.cfg)).train()  # configured: the frame is set
         self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr_vae, foreach=True)
         self.add_part(Part("vae", self.vae, self.opt_vae, "lr_vae", replay=True, log_prefix="vae_"))
         self.vae_train = self.wrap(self.vae)

@@ -24,10 +24,11 @@ with w = 64 in DAFL/PRE-DFKD/CMI (128 and 64 channels). H and W must be divisibl
 
 Other options: ``spectral_norm`` (wrap every conv in spectral normalisation, Miyato et al. ICLR 2018),
 ``init_range`` (weights of the convs and the linear layer ~ U(-r, r), biases 0; 0 keeps PyTorch's default
-init), ``bn_eps`` (eps of the two BatchNorms after the convs) and ``border`` (with a sigmoid output: the
-generator synthesises the inner (H - 2b) x (W - 2b) pixels and surrounds them with b black pixels, as
-MNIST-like images are zero-padded from 28x28 to the 32x32 input of the LeNet family; the teacher never saw
-anything else in that border).
+init), ``bn_eps`` (eps of the two BatchNorms after the convs) and ``border`` (with a sigmoid or linear output:
+the generator synthesises the inner (H - 2b) x (W - 2b) pixels and surrounds them with b black pixels, pixel 0
+in the normaliser's units, as MNIST-like images are zero-padded from 28x28 to the 32x32 input of the LeNet
+family; the teacher never saw anything else in that border. A VAE decoder with a linear output draws the same
+frame as the generator whose samples it learns).
 
 ``pre-dfkd``: the novel generator of the official PRE-DFKD code (kuluhan/PRE-DFKD, networks/generator.py),
 the ``dcgan`` shape with its three convs in spectral norm, U(-0.08, 0.08) init and ``BatchNorm2d(c, 0.8)``
@@ -87,8 +88,9 @@ class DCGANGenerator(Generator):
         if border < 0 or h <= 0 or w <= 0 or h % 4 or w % 4:
             raise ValueError(f"generator output H and W (less twice the border {border}) must be positive and "
                              f"divisible by 4, got {full_h}x{full_w}")
-        if border and output != "sigmoid":
-            raise ValueError("a border needs a sigmoid output (black is pixel 0 of the data set's normaliser)")
+        if border and output == "tanh_bn":
+            raise ValueError("a border needs a sigmoid or linear output (black is pixel 0 of the data set's "
+                             "normaliser; tanh_bn standardises the batch)")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if not (init_range >= 0 and bn_eps > 0):
@@ -114,6 +116,8 @@ class DCGANGenerator(Generator):
             self.out_act = nn.Sequential(nn.Sigmoid(), Normalize(mean or (0.0,) * c, std or (1.0,) * c))
         else:
             self.out_act = nn.Identity()
+        # the frame's colour is pixel 0 through the data set's normaliser (a sigmoid output's own normaliser)
+        self.frame_normalize = None if output == "sigmoid" else Normalize(mean or (0.0,) * c, std or (1.0,) * c)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z).view(z.shape[0], -1, *self.init_hw)  # (B, 2w, H/4, W/4)
@@ -122,7 +126,8 @@ class DCGANGenerator(Generator):
         x = self.block2(x)  # (B, w, H, W)
         x = self.out_act(self.to_image(x))  # (B, C, H, W), H and W less the border
         if self.border:  # black (pixel 0 in normalised units) all round, as zero-padded real images
-            black = self.out_act[-1](torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device))
+            normalize = self.out_act[-1] if self.frame_normalize is None else self.frame_normalize
+            black = normalize(torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device))
             x = F.pad(x - black, (self.border,) * 4) + black
         return x
 

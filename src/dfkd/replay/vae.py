@@ -3,7 +3,10 @@ far (Binici et al., AAAI 2022, Sec. 4.2), so replay needs no stored sample.
 
 Encoder E: conv3x3/2 C->w, conv3x3/2 w->2w, conv3x3/2 2w->2w (BN + LeakyReLU(0.2) each), average-pooled
 to 4x4, Linear -> (mu, log sigma^2) of size L. Decoder D: the DAFL generator body of width w with a linear
-output layer (no tanh/BN: it must reproduce the novel generator's standardised samples exactly).
+output layer (no tanh/BN: it must reproduce the novel generator's standardised samples exactly). When the novel
+generator draws the data set's black frame (``border``, MNIST-like data), the decoder draws the inner part and
+the same exact frame (``border``, with the data set's normaliser ``mean``/``std`` for the frame's value), so
+replayed samples keep the frame every real image has instead of a blurred approximation of it.
 
 Default size (w = 16, L = 96) at 1x32x32: ~0.33M parameters = ~1.3 MB in fp32, inside the paper's claimed
 2.1 MB; the official code's VAE is ~49 MiB. ``ReplayVAE.nbytes()`` is what ``replay_memory_bytes`` reports.
@@ -50,11 +53,12 @@ class Encoder(nn.Module):
 
 class ReplayVAE(nn.Module):
     def __init__(self, in_shape: tuple[int, int, int], latent_dim: int = 96, width: int = 16,
-                 fitted_prior: bool = False) -> None:
+                 fitted_prior: bool = False, border: int = 0, mean: tuple[float, ...] | None = None,
+                 std: tuple[float, ...] | None = None) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.encoder = Encoder(in_shape, latent_dim, width)
-        self.decoder = DCGANGenerator(latent_dim, in_shape, width, output="linear")
+        self.decoder = DCGANGenerator(latent_dim, in_shape, width, output="linear", mean=mean, std=std, border=border)
         self.fitted_prior = fitted_prior
         if fitted_prior:  # N(prior_mean, diag(prior_var)), fitted by ``fit_prior``; N(0, I) until then
             self.register_buffer("prior_mean", torch.zeros(latent_dim))
