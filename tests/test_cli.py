@@ -24,13 +24,20 @@ def test_train_teacher_writes_checkpoint_metrics_config(digits_teacher):
     assert ckpt["metrics"]["test_acc"] == rows[-1]["test_acc"]
 
 
-def test_eval_json_and_per_class(digits_teacher):
-    r = run_cli("eval", str(digits_teacher / "teacher.pt"), "--json", "--per-class")
+def test_eval_json_per_class_and_confusion(digits_teacher):
+    r = run_cli("eval", str(digits_teacher / "teacher.pt"), "--json", "--per-class", "--confusion")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     ckpt = torch.load(digits_teacher / "teacher.pt", weights_only=True)
     assert out["accuracy"] == pytest.approx(ckpt["metrics"]["test_acc"], abs=1e-6)
     assert out["n"] == 359 and len(out["per_class"]) == 10
+    cm = torch.tensor(out["confusion"])  # rows: true class, columns: predicted
+    assert cm.shape == (10, 10) and cm.sum() == 359
+    assert cm.diagonal().sum() / 359 * 100 == pytest.approx(out["accuracy"], abs=1e-4)
+    per_class = [100 * cm[c, c] / cm[c].sum() for c in range(10)]
+    assert per_class == pytest.approx(list(out["per_class"].values()), abs=1e-4)
+    text = run_cli("eval", str(digits_teacher / "teacher.pt"), "--confusion")
+    assert text.returncode == 0 and "rows: true class" in text.stdout and len(text.stdout.splitlines()) == 12
 
 
 def test_refuses_to_overwrite_a_teacher(digits_teacher):

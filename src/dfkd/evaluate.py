@@ -32,8 +32,9 @@ def predict(model: nn.Module, images: torch.Tensor, info: DatasetInfo, batch_siz
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
              batch_size: int = 1000, bf16: bool | str = False, per_class: bool = False,
-             device: torch.device | str | None = None) -> dict:
-    """``{"accuracy": percent, "n": N}`` plus ``"per_class": {name: percent}`` when asked."""
+             device: torch.device | str | None = None, confusion: bool = False) -> dict:
+    """``{"accuracy": percent, "n": N}`` plus ``"per_class": {name: percent}`` and ``"confusion"`` (K x K image
+    counts, row = true class, column = predicted class) when asked."""
     pred = predict(model, images, info, batch_size, bf16, device)
     correct = pred == labels
     out: dict = {"accuracy": 100.0 * correct.float().mean().item() if len(labels) else 0.0, "n": int(len(labels))}
@@ -42,4 +43,8 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info:
             info.class_names[c]: (100.0 * correct[labels == c].float().mean().item() if (labels == c).any() else None)
             for c in range(info.num_classes)
         }
+    if confusion:
+        k = info.num_classes
+        counts = torch.bincount(labels.long().cpu() * k + pred.long(), minlength=k * k)
+        out["confusion"] = counts.view(k, k).tolist()
     return out

@@ -44,6 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="data set to evaluate on (default: the one recorded in the checkpoint)")
     p.add_argument("--arch", help="architecture, only for a plain state_dict file")
     p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
+    p.add_argument("--confusion", action="store_true",
+                   help="also print the confusion matrix (rows: true class, columns: predicted class, image counts)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=positive_int, default=1000)
     add_device(p)
@@ -104,7 +106,7 @@ def run_eval(args: argparse.Namespace) -> int:
     # Feed the model in the space it was trained in: the checkpoint's normalisation, not the data set's.
     device = resolve_device(args.device)
     result = accuracy(model.to(device), data.test_images, data.test_labels, info, args.batch_size,
-                      per_class=args.per_class, device=device)
+                      per_class=args.per_class, device=device, confusion=args.confusion)
     result.update(checkpoint=str(args.checkpoint), dataset=name, arch=payload["arch"]["name"])
     if args.json:
         print(json.dumps(result))
@@ -114,6 +116,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.per_class:
         for cls, acc in result["per_class"].items():
             print(f"  {cls:>16s}  {acc:6.2f}%" if acc is not None else f"  {cls:>16s}     n/a")
+    if args.confusion:
+        print("  confusion (rows: true class, columns: predicted class " + ", ".join(
+            f"{c} = {n}" for c, n in enumerate(info.class_names)) + ")")
+        for c, row in enumerate(result["confusion"]):
+            print(f"  {info.class_names[c]:>16s} " + " ".join(f"{v:5d}" for v in row))
     return 0
 
 
