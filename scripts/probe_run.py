@@ -27,7 +27,9 @@ from dfkd.engine.samples import sample_statistics
 from dfkd.evaluate import accuracy
 from dfkd.models import create_model
 from dfkd.models.generator import create_generator
-from dfkd.replay.vae import ReplayVAE
+from dfkd.engine.loop import resolve_config
+from dfkd.methods import get_method
+from dfkd.methods.pre_dfkd import replay_vae
 from student_recipe import add_recipe_arguments, train_student
 
 
@@ -69,9 +71,8 @@ def main() -> None:
 
     torch.manual_seed(args.seed)  # after the training, so that it is what it was without this part
     if "vae" in state["method_state"]["modules"] and not args.skip_vae:
-        border = cfg["generator_options"].get("border", 0) if cfg.get("vae_border", False) else 0
-        vae = ReplayVAE(info.input_shape, cfg["vae_latent_dim"], cfg["vae_width"], border=border, mean=info.mean,
-                        std=info.std)
+        method = get_method(resolved["method"])
+        vae = replay_vae(info, resolve_config(method, cfg))  # the VAE the run built (its frame, its prior)
         vae.load_state_dict(state["method_state"]["modules"]["vae"])
         vae.eval()
 

@@ -477,47 +477,32 @@ def test_class_conditional_generation_balances_classes_and_trains_toward_them(na
 
 
 @pytest.mark.parametrize("name", ["dfad", "pre-dfkd+"])
-def test_total_variation_prior_smooths_the_generator_output(name):
-    """w_tv > 0 adds TV_1(G(z)) to the generator objective: it is logged, and one generator step on it alone
-    (every other term off) lowers the total variation of the same latents' images."""
-    from dfkd.terms.image_priors import total_variation
+@pytest.mark.parametrize("key, term, log_name", [("w_tv", "total_variation", "g_tv"),
+                                                 ("w_input_stats", "input_statistics", "g_input_stats")])
+def test_image_priors_move_the_generator_output(name, key, term, log_name):
+    """An image prior's weight > 0 adds it to the generator objective: it is logged, and one generator step on it
+    alone (every other term off) lowers it on the same latents' images. TV_1(G(z)) smooths them;
+    ||mean x|| + ||var x - 1|| pulls their pixels toward the normaliser's statistics (a fresh in-range generator
+    draws near-uniform grey, far from it)."""
+    from dfkd.terms import image_priors
+    prior = getattr(image_priors, term)
     cls = get_method(name)
     off = dict(w_one_hot=0.0, w_info_entropy=0.0, w_activation=0.0, w_adversarial=0.0, w_bn=0.0, w_bn_auto=0.0)
-    cfg = resolve_config(cls, tiny_config(name, w_tv=1.0, lr_generator=0.05, batch_size=16,
+    options = {"generator_options": {"output": "sigmoid"}} if term == "input_statistics" else {}
+    cfg = resolve_config(cls, tiny_config(name, **{key: 1.0}, lr_generator=0.05, batch_size=16, **options,
                                           **{k: v for k, v in off.items() if hasattr(cls.Config, k)}))
     teacher, student = nets(name=name)
     m = cls(teacher, student, INFO, cfg)
-    assert [t for t, w in m.generator_objective() if w > 0] == ["total_variation"]
+    assert [t for t, w in m.generator_objective() if w > 0] == [term]
     z, _ = m.synth.inputs(16)
     with torch.no_grad():
-        before = total_variation(m.synth.generator(z)).item()
+        before = prior(m.synth.generator(z)).item()
     out, _, _ = m.synth.step()
-    assert "g_tv" in out and out["g_tv"].item() > 0
+    assert log_name in out and out[log_name].item() > 0
+    if term == "input_statistics":
+        assert out[log_name].item() > 0.5 and before > 0.5  # near-uniform grey: pixel variance far below 1
     with torch.no_grad():
-        assert total_variation(m.synth.generator(z)).item() < before
-
-
-@pytest.mark.parametrize("name", ["dfad", "pre-dfkd+"])
-def test_input_statistics_prior_pulls_the_pixels_toward_the_normaliser(name):
-    """w_input_stats > 0 adds ||mean x|| + ||var x - 1|| to the generator objective: it is logged, and one
-    generator step on it alone lowers the mismatch of the same latents' images (which start far from it: a
-    fresh in-range generator draws near-uniform grey)."""
-    from dfkd.terms.image_priors import input_statistics
-    cls = get_method(name)
-    off = dict(w_one_hot=0.0, w_info_entropy=0.0, w_activation=0.0, w_adversarial=0.0, w_bn=0.0, w_bn_auto=0.0)
-    cfg = resolve_config(cls, tiny_config(name, w_input_stats=1.0, lr_generator=0.05, batch_size=16,
-                                          generator_options={"output": "sigmoid"},
-                                          **{k: v for k, v in off.items() if hasattr(cls.Config, k)}))
-    teacher, student = nets(name=name)
-    m = cls(teacher, student, INFO, cfg)
-    assert [t for t, w in m.generator_objective() if w > 0] == ["input_statistics"]
-    z, _ = m.synth.inputs(16)
-    with torch.no_grad():
-        before = input_statistics(m.synth.generator(z)).item()
-    out, _, _ = m.synth.step()
-    assert out["g_input_stats"].item() > 0.5 and before > 0.5  # near-uniform grey: pixel variance far below 1
-    with torch.no_grad():
-        assert input_statistics(m.synth.generator(z)).item() < before
+        assert prior(m.synth.generator(z)).item() < before
 
 
 def test_class_conditional_is_refused_where_the_method_chooses_classes_itself():

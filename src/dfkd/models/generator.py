@@ -116,8 +116,8 @@ class DCGANGenerator(Generator):
             self.out_act = nn.Sequential(nn.Sigmoid(), Normalize(mean or (0.0,) * c, std or (1.0,) * c))
         else:
             self.out_act = nn.Identity()
-        # the frame's colour is pixel 0 through the data set's normaliser (a sigmoid output's own normaliser)
-        self.frame_normalize = None if output == "sigmoid" else Normalize(mean or (0.0,) * c, std or (1.0,) * c)
+        # the frame's colour: pixel 0 through the data set's normaliser (as a sigmoid output normalises its pixels)
+        self.frame_normalize = Normalize(mean or (0.0,) * c, std or (1.0,) * c) if border else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z).view(z.shape[0], -1, *self.init_hw)  # (B, 2w, H/4, W/4)
@@ -126,8 +126,7 @@ class DCGANGenerator(Generator):
         x = self.block2(x)  # (B, w, H, W)
         x = self.out_act(self.to_image(x))  # (B, C, H, W), H and W less the border
         if self.border:  # black (pixel 0 in normalised units) all round, as zero-padded real images
-            normalize = self.out_act[-1] if self.frame_normalize is None else self.frame_normalize
-            black = normalize(torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device))
+            black = self.frame_normalize(torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device))
             x = F.pad(x - black, (self.border,) * 4) + black
         return x
 
