@@ -505,6 +505,29 @@ def test_image_priors_move_the_generator_output(name, key, term, log_name):
         assert prior(m.synth.generator(z)).item() < before
 
 
+@pytest.mark.parametrize("name", ["dafl", "pre-dfkd+"])
+def test_boundary_prior_replaces_the_one_hot_prior_in_a_generator_step(name):
+    """w_boundary > 0 adds the soft-target term (logged as g_boundary); one generator step on it alone lowers it on
+    the same latents; boundary_mix outside [0, 0.5] is refused with a message naming it."""
+    from dfkd.terms.teacher_priors import boundary
+    cls = get_method(name)
+    off = dict(w_one_hot=0.0, w_info_entropy=0.0, w_activation=0.0, w_adversarial=0.0, w_bn=0.0, w_bn_auto=0.0)
+    cfg = resolve_config(cls, tiny_config(name, w_boundary=1.0, boundary_mix=0.3, lr_generator=0.05, batch_size=16,
+                                          **{k: v for k, v in off.items() if hasattr(cls.Config, k)}))
+    teacher, student = nets(name=name)
+    m = cls(teacher, student, INFO, cfg)
+    assert [t for t, w in m.generator_objective() if w > 0] == ["boundary"]
+    z, _ = m.synth.inputs(16)
+    with torch.no_grad():
+        before = boundary(teacher(m.synth.generator(z)), 0.3).item()
+    out, _, _ = m.synth.step()
+    assert "g_boundary" in out and out["g_boundary"].item() > 0
+    with torch.no_grad():
+        assert boundary(teacher(m.synth.generator(z)), 0.3).item() < before
+    with pytest.raises(DfkdError, match="boundary_mix"):
+        resolve_config(cls, tiny_config(name, boundary_mix=0.7))
+
+
 def test_class_conditional_is_refused_where_the_method_chooses_classes_itself():
     for name in ("adi", "cmi", "noise"):
         teacher, student = nets(name=name)

@@ -15,6 +15,7 @@ from dfkd.terms import TERMS, Passes
 from dfkd.terms.adversarial import clamped_js
 from dfkd.terms.contrastive import FeatureBank
 from dfkd.terms.image_priors import input_statistics, total_variation
+from dfkd.terms.teacher_priors import boundary
 
 
 def test_every_term_is_registered_with_a_docstring_formula():
@@ -37,6 +38,23 @@ def test_input_statistics_by_hand_and_the_frame_left_out():
     assert input_statistics(x, border=2).item() == pytest.approx(expected.item())
     assert input_statistics(x).item() > 5  # with the frame in, its -5 pixels dominate
     assert input_statistics(torch.randn(256, 3, 16, 16, generator=torch.Generator().manual_seed(0))).item() < 0.02
+
+
+def test_boundary_soft_targets_by_hand():
+    """Sample b's target mixes its top two teacher classes with weight l_b = max_mix * b / (B - 1); with max_mix 0
+    the term is the one-hot prior."""
+    t = torch.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0], [1.0, 0.0, 0.5]])  # top two: (0, 2), (1, 2), (0, 2)
+    logp = F.log_softmax(t, 1)
+    mix = [0.0, 0.2, 0.4]
+    expected = -((1 - mix[0]) * logp[0, 0] + mix[0] * logp[0, 2] + (1 - mix[1]) * logp[1, 1] + mix[1] * logp[1, 2]
+                 + (1 - mix[2]) * logp[2, 0] + mix[2] * logp[2, 2]) / 3
+    assert boundary(t, 0.4).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert boundary(t, 0.0).item() == pytest.approx(F.cross_entropy(t, t.argmax(1)).item(), rel=1e-6)
+    # the gradient moves each sample toward its mixed target: the runner-up class of the last sample gains
+    t = t.clone().requires_grad_(True)
+    boundary(t, 0.4).backward()
+    assert t.grad[2, 2] < 0 and t.grad[2, 0] < 0  # both target classes' logits are pushed up
+    assert t.grad[2, 1] > 0
 
 
 def test_clamped_js_by_hand_and_competition_range():

@@ -79,7 +79,7 @@ class Method:
         return [("one_hot", c.w_one_hot), ("info_entropy", c.w_info_entropy), ("activation", c.w_activation),
                 ("bn_statistics", c.w_bn), ("class_ce", c.w_class), (f"adversarial_{c.adversarial_loss}", c.w_adversarial),
                 ("total_variation", c.w_tv), ("contrastive", c.w_contrastive),
-                ("input_statistics", c.w_input_stats)]
+                ("input_statistics", c.w_input_stats), ("boundary", c.w_boundary)]
 
     def __init__(self, teacher: nn.Module, student: nn.Module, info: DatasetInfo, cfg: DistillConfig,
                  dist: DistContext | None = None, device: torch.device | str | None = None) -> None:

@@ -53,6 +53,10 @@ class DistillConfig:
     w_tv: float = 0.0  # total-variation prior on the synthetic pixels (DeepInversion; dfkd.terms.image_priors)
     # pixel mean and variance of a synthetic batch toward the normaliser's 0 and 1 (dfkd.terms.image_priors)
     w_input_stats: float = 0.0
+    # soft targets between each sample's top two teacher classes (dfkd.terms.teacher_priors.boundary; meant with
+    # w_one_hot=0): the batch's mixing weights rise from 0 to boundary_mix
+    w_boundary: float = 0.0
+    boundary_mix: float = 0.5
     # CMI's contrastive term (dfkd.terms.contrastive; needs a BN teacher): samples should differ from each other as
     # the teacher sees them. Its settings are DataFree's CIFAR values, except the feature memory: 0 rows here
     # (contrast within each batch, nothing kept across steps); CMI keeps 40,960
@@ -120,7 +124,7 @@ class DistillConfig:
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "w_contrastive",
-                             "w_input_stats",
+                             "w_input_stats", "w_boundary",
                              "kd_temperature", "js_temperature", "contrastive_bank_size")
         require_positive(self, "contrastive_temperature", "contrastive_head_dim", "contrastive_negatives")
         choices = {"student_optimizer": ("sgd", "adam"), "schedule": ("cosine", "constant"),
@@ -129,6 +133,9 @@ class DistillConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise DfkdError(f"config '{key}' must be one of {', '.join(valid)}, got '{getattr(self, key)}'")
+        if not 0 <= self.boundary_mix <= 0.5:
+            raise DfkdError(f"config 'boundary_mix' must be in [0, 0.5] (above 0.5 the runner-up class would be the "
+                            f"target), got {self.boundary_mix}")
         if not 0 <= self.student_ema < 1:
             raise DfkdError(f"config 'student_ema' must be in [0, 1), got {self.student_ema}")
         if not (0 <= self.ema_generator < 1 and 0 <= self.ema_fraction <= 1):

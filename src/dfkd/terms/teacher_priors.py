@@ -5,13 +5,21 @@ synthetic samples should look, to the teacher, like its training data did.
     class_ce:     mean_b CE(t_b, y_b), y chosen by the synthesizer       (DeepInversion, CMI: random targets)
     info_entropy: sum_k pbar_k log10 pbar_k,  pbar = mean_b softmax(t_b)   classes balanced over the batch
     activation:   -mean |f_b|,  f the teacher's penultimate features       strong feature activations
+
+and a soft-target variant of the one-hot prior that places samples between a class and its nearest one:
+
+    boundary:     mean_b CE(t_b, (1 - l_b) e_{c1(b)} + l_b e_{c2(b)}),   c1, c2 the teacher's top two classes of
+                  sample b, l_b = boundary_mix * b / (B - 1) spread over the batch (l = 0: the one-hot prior)
+
+(after ZSKD, Nayak et al., "Zero-Shot Knowledge Distillation in Deep Networks", ICML 2019, whose soft targets mix
+classes the teacher finds similar, so that the student sees where the teacher's class boundaries lie.)
 """
 from __future__ import annotations
 
 import torch
 
 from .. import losses
-from .base import Passes, Term, register_term
+from .base import Passes, Term, register_term, term_settings
 
 
 @register_term("one_hot")
@@ -55,3 +63,33 @@ class ClassCE(Term):
 
     def forward(self, p: Passes) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(p.t32, p.targets)
+
+
+def boundary(teacher_logits: torch.Tensor, max_mix: float) -> torch.Tensor:
+    """``mean_b CE(t_b, (1 - l_b) e_top1 + l_b e_top2)`` with ``l_b`` rising linearly from 0 (first sample) to
+    ``max_mix`` (last): a batch spans each sample's class centre to its boundary with the teacher's runner-up
+    class. Deterministic in the batch order (the latents are random), so a run's randomness is unchanged."""
+    b, k = teacher_logits.shape
+    top2 = teacher_logits.detach().topk(min(2, k), dim=1).indices
+    mix = torch.linspace(0, max_mix, b, device=teacher_logits.device) if b > 1 else teacher_logits.new_zeros(1)
+    target = torch.zeros_like(teacher_logits, dtype=torch.float32)
+    target.scatter_(1, top2[:, :1], (1 - mix).unsqueeze(1))
+    if k > 1:
+        target.scatter_add_(1, top2[:, 1:2], mix.unsqueeze(1))
+    return torch.nn.functional.cross_entropy(teacher_logits.float(), target)
+
+
+@register_term("boundary")
+class Boundary(Term):
+    """Class-boundary prior (module docstring): soft targets between each sample's top two teacher classes, mixed
+    up to ``boundary_mix``. Meant in place of the one-hot prior (``w_one_hot=0``), whose confident samples sit at
+    the class centres where the student learns little about the boundaries it gets wrong."""
+
+    log_name = "boundary"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        (self.max_mix,) = term_settings(ctx.cfg, "boundary_mix")
+
+    def forward(self, p: Passes) -> torch.Tensor:
+        return boundary(p.t32, self.max_mix)
