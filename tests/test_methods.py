@@ -528,6 +528,24 @@ def test_boundary_prior_replaces_the_one_hot_prior_in_a_generator_step(name):
         resolve_config(cls, tiny_config(name, boundary_mix=0.7))
 
 
+def test_each_method_declares_the_objective_weights_it_reads_and_refuses_the_others():
+    """``objective_weights`` is what ``generator_objective`` reads: a weight in it reaches the objective, and one
+    outside it (e.g. w_tv for CMI) is refused with a message naming it instead of being ignored."""
+    import dataclasses
+
+    from dfkd.methods.distill_config import GENERATOR_WEIGHTS
+    for name in list_methods():
+        cls = get_method(name)
+        for key in GENERATOR_WEIGHTS:
+            m = object.__new__(cls)
+            m.cfg = dataclasses.replace(cls.Config(), **{key: 0.123})
+            assert (0.123 in [w for _, w in m.generator_objective()]) == (key in cls.objective_weights), (name, key)
+    teacher, student = nets(name="cmi")
+    with pytest.raises(DfkdError, match="'cmi' does not use w_tv, w_input_stats"):
+        get_method("cmi")(teacher, student, INFO, resolve_config(get_method("cmi"),
+                                                                 tiny_config("cmi", w_tv=1.0, w_input_stats=1.0)))
+
+
 def test_class_conditional_is_refused_where_the_method_chooses_classes_itself():
     for name in ("adi", "cmi", "noise"):
         teacher, student = nets(name=name)

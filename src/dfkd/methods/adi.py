@@ -61,6 +61,8 @@ class ADI(PoolMethod):
     synthesizer = "pixels"
     mirror_keys = ("pixel_flip",)
 
+    objective_weights = ("w_bn", "w_class", "w_adversarial", "w_tv")  # and its own w_l2
+
     def generator_objective(self) -> list[tuple[str, float]]:
         c = self.cfg
         return [("bn_statistics", c.w_bn), ("class_ce", c.w_class), ("competition", c.w_adversarial),

@@ -43,7 +43,7 @@ from ..registry import Registry
 from ..schedules import cosine_lr, set_lr
 from ..synthesizers import SYNTHESIZERS
 from ..terms import Objective
-from .distill_config import DistillConfig
+from .distill_config import GENERATOR_WEIGHTS, DistillConfig
 
 METHODS: Registry[type["Method"]] = Registry("method")
 
@@ -65,6 +65,8 @@ class Method:
     paper = ""
     synthesizer = "generator"  # the registered synthesizer that makes novel batches
     conditional_synthesis = True  # accepts class_conditional (a generator trained step by step)
+    # the shared objective weights that ``generator_objective`` reads (others set > 0 are refused)
+    objective_weights: tuple[str, ...] = GENERATOR_WEIGHTS
 
     @classmethod
     def configure(cls, cfg: DistillConfig, teacher: nn.Module, info: DatasetInfo) -> DistillConfig:
@@ -86,6 +88,11 @@ class Method:
         """``device``: where the run computes (``dfkd.device.resolve_device``); None: where the teacher is. The
         teacher and student are moved there; every part is built on the host (seeded) and moved there too."""
         cfg = self.configure(cfg, teacher, info)
+        unread = [k for k in GENERATOR_WEIGHTS if k not in self.objective_weights and getattr(cfg, k, 0) > 0]
+        if unread:
+            raise DfkdError(f"'{self.name}' does not use {', '.join(unread)} (its objective's weights: "
+                            f"{', '.join(self.objective_weights) or 'none'}); set {'them' if len(unread) > 1 else 'it'} "
+                            "to 0")
         if cfg.class_conditional and not self.conditional_synthesis:
             raise DfkdError(f"class_conditional is for methods that train a generator step by step; '{self.name}' "
                             "chooses its samples' classes itself or has no generator")

@@ -90,6 +90,8 @@ class CMI(PoolMethod):
     paper = "Fang et al., Contrastive Model Inversion for Data-Free Knowledge Distillation, IJCAI 2021"
     mirror_keys = ("view_flip",)
 
+    objective_weights = ("w_bn", "w_class", "w_adversarial", "w_contrastive")
+
     def generator_objective(self) -> list[tuple[str, float]]:
         c = self.cfg
         return [("bn_statistics", c.w_bn), ("class_ce", c.w_class), ("adversarial_kl_masked", c.w_adversarial),

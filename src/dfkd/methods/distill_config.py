@@ -20,6 +20,13 @@ def require_non_negative(cfg: object, *keys: str) -> None:
             raise DfkdError(f"config '{key}' must be non-negative, got {getattr(cfg, key)}")
 
 
+# The weights of the shared generator objective (``Method.generator_objective``). A method whose objective reads
+# only some of them lists those (``Method.objective_weights``); a weight set > 0 that its objective would not read
+# is refused rather than silently ignored.
+GENERATOR_WEIGHTS = ("w_one_hot", "w_info_entropy", "w_activation", "w_bn", "w_class", "w_adversarial", "w_tv",
+                     "w_contrastive", "w_input_stats", "w_boundary")
+
+
 @dataclass
 class DistillConfig:
     """Settings every method shares. Defaults are overridden per method (with their source) and per suite."""

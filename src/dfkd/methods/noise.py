@@ -25,6 +25,10 @@ class NoiseBaseline(Method):
     paper = "random-input baseline of Fang et al., arXiv:1912.11006"
     synthesizer = "noise"
     conditional_synthesis = False
+    objective_weights = ()  # no generator: nothing is optimised toward the teacher
+
+    def generator_objective(self) -> list[tuple[str, float]]:
+        return []
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         self.set_learning_rates(it)
