@@ -78,6 +78,11 @@ def test_bench_cli_unknown_suite_and_method(tmp_path):
     assert r.returncode == 2 and "unknown suite 'imagenet'" in r.stderr
     r = run_cli("bench", "--suite", "digits", "--methods", "magic", "--out", str(tmp_path))
     assert r.returncode == 2 and "unknown method 'magic'" in r.stderr
+    # a setting one of the suite's methods cannot take fails before the teacher is trained or any run starts
+    r = run_cli("bench", "--suite", "fashion-mnist-bn", "--methods", "pre-dfkd+,adi,cmi", "--set", "w_tv=0.1",
+                "--out", str(tmp_path / "bn"))
+    assert r.returncode == 2 and "'cmi' does not use w_tv" in r.stderr
+    assert not (tmp_path / "bn").exists()
 
 
 def write_fake_cifar(root, name, n_classes, rng):

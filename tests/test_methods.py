@@ -540,10 +540,13 @@ def test_each_method_declares_the_objective_weights_it_reads_and_refuses_the_oth
             m = object.__new__(cls)
             m.cfg = dataclasses.replace(cls.Config(), **{key: 0.123})
             assert (0.123 in [w for _, w in m.generator_objective()]) == (key in cls.objective_weights), (name, key)
-    teacher, student = nets(name="cmi")
     with pytest.raises(DfkdError, match="'cmi' does not use w_tv, w_input_stats"):
-        get_method("cmi")(teacher, student, INFO, resolve_config(get_method("cmi"),
-                                                                 tiny_config("cmi", w_tv=1.0, w_input_stats=1.0)))
+        resolve_config(get_method("cmi"), tiny_config("cmi", w_tv=1.0, w_input_stats=1.0))
+    cfg = resolve_config(get_method("cmi"), tiny_config("cmi"))
+    cfg.w_tv = 1.0  # a config changed after it was resolved is checked again when the method is built
+    teacher, student = nets(name="cmi")
+    with pytest.raises(DfkdError, match="'cmi' does not use w_tv"):
+        get_method("cmi")(teacher, student, INFO, cfg)
 
 
 def test_class_conditional_is_refused_where_the_method_chooses_classes_itself():

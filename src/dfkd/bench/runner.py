@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ..data import load_dataset
 from ..engine import distill
+from ..engine.loop import resolve_config
 from ..io_utils import atomic_write_text
 from ..methods import get_method
 from ..teacher import new_teacher_model, recipe, train_teacher
@@ -64,8 +65,8 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
     same settings are reused, interrupted ones resumed."""
     methods = list(methods or suite.methods)
     seeds = list(seeds if seeds is not None else suite.seeds)
-    for m in methods:
-        get_method(m)  # unknown names fail before any work
+    for m in methods:  # unknown names, keys or values fail before any work
+        resolve_config(get_method(m), {**suite.method_overrides(m, iterations), **(overrides or {})})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(suite.dataset, data_dir)

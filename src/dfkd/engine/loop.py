@@ -59,9 +59,10 @@ def resolve_config(method_cls: type[Method], config: DistillConfig | dict[str, A
     if config is None:
         return method_cls.Config()
     if isinstance(config, dict):
-        return update_config(method_cls.Config(), config, where=f"'{method_cls.name}' config")
-    if not isinstance(config, method_cls.Config):
+        config = update_config(method_cls.Config(), config, where=f"'{method_cls.name}' config")
+    elif not isinstance(config, method_cls.Config):
         raise DfkdError(f"config for '{method_cls.name}' must be a {method_cls.Config.__name__} or a dict")
+    method_cls.check_objective_weights(config)
     return config
 
 

@@ -75,6 +75,15 @@ class Method:
         is what it ran with; must be idempotent."""
         return cfg
 
+    @classmethod
+    def check_objective_weights(cls, cfg: DistillConfig) -> None:
+        """Refuse a shared objective weight set > 0 that this method's objective does not read."""
+        unread = [k for k in GENERATOR_WEIGHTS if k not in cls.objective_weights and getattr(cfg, k, 0) > 0]
+        if unread:
+            raise DfkdError(f"'{cls.name}' does not use {', '.join(unread)} (its objective's weights: "
+                            f"{', '.join(cls.objective_weights) or 'none'}); set {'them' if len(unread) > 1 else 'it'} "
+                            "to 0")
+
     def generator_objective(self) -> list[tuple[str, float]]:
         """(objective term, weight) in the order the terms are summed; weight 0 drops a term."""
         c = self.cfg
@@ -88,11 +97,7 @@ class Method:
         """``device``: where the run computes (``dfkd.device.resolve_device``); None: where the teacher is. The
         teacher and student are moved there; every part is built on the host (seeded) and moved there too."""
         cfg = self.configure(cfg, teacher, info)
-        unread = [k for k in GENERATOR_WEIGHTS if k not in self.objective_weights and getattr(cfg, k, 0) > 0]
-        if unread:
-            raise DfkdError(f"'{self.name}' does not use {', '.join(unread)} (its objective's weights: "
-                            f"{', '.join(self.objective_weights) or 'none'}); set {'them' if len(unread) > 1 else 'it'} "
-                            "to 0")
+        self.check_objective_weights(cfg)
         if cfg.class_conditional and not self.conditional_synthesis:
             raise DfkdError(f"class_conditional is for methods that train a generator step by step; '{self.name}' "
                             "chooses its samples' classes itself or has no generator")
