@@ -268,6 +268,49 @@ def test_pre_dfkd_plus_draws_the_black_frame_of_mnist_like_data():
     assert not torch.allclose(m.draw_replay(8).float()[:, 0][:, frame], torch.tensor(black), atol=1e-3)
 
 
+def test_generator_jitter_scores_a_translated_view():
+    """generator_jitter=N: each generator step's objective sees G(z) rolled by one (dy, dx) in [-N, N]^2 (the step
+    returns that view); with N at most the frame, the view is the framed image translated with black fill. The
+    generator's own samples keep their exact frame; with jitter 0 a step scores the batch itself and draws nothing
+    from the random stream but its latents."""
+    cls = get_method("pre-dfkd+")
+    fmnist = dataset_info("fashion-mnist")
+    black = -fmnist.mean[0] / fmnist.std[0]
+    teacher, student = nets()
+    m = cls(teacher, student, fmnist, resolve_config(cls, tiny_config("pre-dfkd+", generator_jitter=2)))
+    seen = []
+    real_passes = m.objective.passes
+
+    def spy(x, **kw):
+        seen.append((x.detach().clone(), kw.get("source")))
+        return real_passes(x, **kw)
+
+    m.objective.passes = spy
+    shifts = set()
+    for _ in range(12):
+        out, view, _ = m.synth.step()
+        x, source = seen[-1]
+        assert source is not None and torch.equal(view, x) and torch.isfinite(out["g_loss"])
+        match = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(torch.roll(source.detach(), (dy, dx), (2, 3)), x)]
+        assert match, "the view is a roll of the generated batch by at most 2 pixels"
+        shifts.add(match[0])
+        assert torch.allclose(x[..., :, :1].float(), torch.tensor(black), atol=1e-6) or match[0][1] < 0  # black fill
+    assert len(shifts) > 1
+    assert torch.allclose(m.synthesize(4).float()[:, 0, :2], torch.tensor(black), atol=1e-6)  # samples: exact frame
+    # jitter 0: the objective scores the batch itself, no view, no draw from the random stream
+    plain = cls(*nets(), fmnist, resolve_config(cls, tiny_config("pre-dfkd+")))
+    plain.objective.passes, seen[:] = spy, []
+    torch.manual_seed(5)
+    plain.synth.step()
+    after_step = torch.rand(3)
+    torch.manual_seed(5)
+    plain.synth.inputs(plain.cfg.batch_size)  # the step's only draw: its latents
+    assert seen[-1][1] is None and torch.equal(torch.rand(3), after_step)
+    with pytest.raises(DfkdError, match="generator_jitter"):
+        resolve_config(cls, tiny_config("pre-dfkd+", generator_jitter=-1))
+
+
 def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_batch():
     teacher, student = nets()
     cls = get_method("dfad")

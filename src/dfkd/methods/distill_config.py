@@ -44,6 +44,9 @@ class DistillConfig:
     generator_width: int = 64  # DAFL/PRE-DFKD: 64 (conv widths 128 and 64)
     lr_generator: float = 1e-3
     generator_beta1: float = 0.9
+    # DeepInversion's jitter for a trained generator: the teacher (and student) score the batch translated by one
+    # random (dy, dx) in [-N, N] (torch.roll; with N <= the data set's black frame, a translation with black fill)
+    generator_jitter: int = 0
     student_optimizer: str = "sgd"  # sgd | adam
     lr_student: float = 0.1
     momentum: float = 0.9
@@ -126,7 +129,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
                          "generator_width", "collapse_patience", "student_batch_reuse")
-        require_non_negative(self, "student_steps", "generator_steps", "warmup_iterations", "checkpoint_every",
+        require_non_negative(self, "student_steps", "generator_steps", "generator_jitter", "warmup_iterations", "checkpoint_every",
                              "signal_samples",
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",

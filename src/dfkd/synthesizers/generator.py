@@ -12,6 +12,10 @@ GANs): the generator's input is ``[z, onehot(y)]``, with the classes ``y`` balan
 (``w_class``) pulls ``T(G(z, y))`` toward ``y``: every class is synthesised, not only those the teacher's
 argmax happens to favour.
 
+Optional jitter (``generator_jitter`` = N > 0; DeepInversion's, for a trained generator): the objective scores
+``roll(G(z), (dy, dx))`` with one (dy, dx) in [-N, N]^2 per step, so the generator is rewarded only for what the
+teacher recognises wherever it sits, not for a pattern tied to exact pixel positions; the step returns that view.
+
 Optional EMA copy (MAD, Do et al. NeurIPS 2022; ``ema_generator`` > 0): a slowly moving copy of the
 generator, ``ema <- m * ema + (1 - m) * G`` after every step (BatchNorm buffers copied), supplies the last
 ``round(n * ema_fraction)`` samples of every ``sample(n)``.
@@ -30,6 +34,7 @@ from ..models.train_modes import ema_update, freeze
 from ..parts import Part, PartContext
 from ..terms import Objective
 from .base import Synthesizer, register_synthesizer, top_class_fraction
+from .pixels import jitter_flip
 
 
 @register_synthesizer("generator")
@@ -70,9 +75,15 @@ class GeneratorSynthesizer(Synthesizer):
         """One generator update. Returns (logged terms, the batch it generated (detached), the teacher's logits on
         it (detached)), so a method may reuse the batch for a student step without another teacher pass."""
         z, y = self.inputs(self.ctx.cfg.batch_size)
+        jitter = self.ctx.cfg.generator_jitter
         with self.ctx.precision():
             x = self.generator_train(z)  # (B, C, H, W)
-            p = self.objective.passes(x, targets=y)
+            if jitter:  # the objective scores a translated view; priors on the image itself see x (source)
+                view = jitter_flip(x, jitter, flip=False)
+                p = self.objective.passes(view, targets=y, source=x)
+                x = view
+            else:
+                p = self.objective.passes(x, targets=y)
         loss, terms = self.objective(p)
         self.ctx.precision.minimize(loss, [self.optimizer, *self.objective.optimizers()])
         self.objective.after_update()
