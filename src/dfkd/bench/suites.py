@@ -67,7 +67,7 @@ _register(Suite(
 
 _register(Suite(
     name="fashion-mnist", dataset="fashion-mnist", teacher_arch="lenet5", student_arch="lenet5-half",
-    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; about 12 minutes per run on 2 bf16 CPU cores (37 on AVX2)",
+    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; about 12 minutes per run on 2 bf16 CPU cores (about 30 on AVX2)",
     # The student step in fp32 (generator and VAE in bf16): for the LeNet-5-half student it is 9 % faster per
     # iteration than a bf16 student step, and PRE-DFKD reached mu 56.1 +- 0.5 over 3 seeds against 52.2 +- 2.9
     # (bf16 step) and 53.6 +- 4.7 (all fp32); BENCHMARKS.md, "Accuracy of the fast path".
