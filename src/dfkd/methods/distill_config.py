@@ -129,8 +129,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
                          "generator_width", "collapse_patience", "student_batch_reuse")
-        require_non_negative(self, "student_steps", "generator_steps", "generator_jitter", "warmup_iterations", "checkpoint_every",
-                             "signal_samples",
+        require_non_negative(self, "student_steps", "generator_steps", "generator_jitter", "warmup_iterations",
+                             "checkpoint_every", "signal_samples",
                              "max_rollbacks", "augment_crop",
                              "lr_generator", "lr_student", "momentum", "weight_decay", "w_one_hot", "w_info_entropy",
                              "w_activation", "w_adversarial", "w_bn", "w_class", "w_tv", "w_contrastive",

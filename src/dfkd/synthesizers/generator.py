@@ -77,13 +77,10 @@ class GeneratorSynthesizer(Synthesizer):
         z, y = self.inputs(self.ctx.cfg.batch_size)
         jitter = self.ctx.cfg.generator_jitter
         with self.ctx.precision():
-            x = self.generator_train(z)  # (B, C, H, W)
-            if jitter:  # the objective scores a translated view; priors on the image itself see x (source)
-                view = jitter_flip(x, jitter, flip=False)
-                p = self.objective.passes(view, targets=y, source=x)
-                x = view
-            else:
-                p = self.objective.passes(x, targets=y)
+            source = self.generator_train(z)  # (B, C, H, W)
+            # the objective scores a translated view (jitter); priors on the image itself see the source
+            x = jitter_flip(source, jitter, flip=False) if jitter else source
+            p = self.objective.passes(x, targets=y, source=source if jitter else None)
         loss, terms = self.objective(p)
         self.ctx.precision.minimize(loss, [self.optimizer, *self.objective.optimizers()])
         self.objective.after_update()

@@ -69,14 +69,11 @@ def boundary(teacher_logits: torch.Tensor, max_mix: float) -> torch.Tensor:
     """``mean_b CE(t_b, (1 - l_b) e_top1 + l_b e_top2)`` with ``l_b`` rising linearly from 0 (first sample) to
     ``max_mix`` (last): a batch spans each sample's class centre to its boundary with the teacher's runner-up
     class. Deterministic in the batch order (the latents are random), so a run's randomness is unchanged."""
-    b, k = teacher_logits.shape
-    top2 = teacher_logits.detach().topk(min(2, k), dim=1).indices
-    mix = torch.linspace(0, max_mix, b, device=teacher_logits.device) if b > 1 else teacher_logits.new_zeros(1)
-    target = torch.zeros_like(teacher_logits, dtype=torch.float32)
-    target.scatter_(1, top2[:, :1], (1 - mix).unsqueeze(1))
-    if k > 1:
-        target.scatter_add_(1, top2[:, 1:2], mix.unsqueeze(1))
-    return torch.nn.functional.cross_entropy(teacher_logits.float(), target)
+    logits = teacher_logits.float()
+    top2 = logits.detach().topk(2, dim=1).indices  # (B, 2)
+    mix = torch.linspace(0, max_mix, logits.shape[0], device=logits.device).unsqueeze(1)  # (B, 1)
+    target = torch.zeros_like(logits).scatter_(1, top2, torch.cat([1 - mix, mix], 1))
+    return torch.nn.functional.cross_entropy(logits, target)
 
 
 @register_term("boundary")
