@@ -311,6 +311,11 @@ def test_generator_jitter_scores_a_translated_view():
     assert seen[-1][1] is None and torch.equal(torch.rand(3), after_step)
     with pytest.raises(DfkdError, match="generator_jitter"):
         resolve_config(cls, tiny_config("pre-dfkd+", generator_jitter=-1))
+    with pytest.raises(DfkdError, match=r"generator_jitter=32 must be smaller than the image side \(32 px\)"):
+        cls(*nets(), fmnist, resolve_config(cls, tiny_config("pre-dfkd+", generator_jitter=32)))
+    adi = get_method("adi")
+    with pytest.raises(DfkdError, match="pixel_jitter=40"):
+        adi(*nets(name="adi"), fmnist, resolve_config(adi, tiny_config("adi", pixel_jitter=40)))
 
 
 def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_batch():

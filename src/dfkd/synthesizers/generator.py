@@ -34,7 +34,7 @@ from ..models.train_modes import ema_update, freeze
 from ..parts import Part, PartContext
 from ..terms import Objective
 from .base import Synthesizer, register_synthesizer, top_class_fraction
-from .pixels import jitter_flip
+from .pixels import check_jitter, jitter_flip
 
 
 @register_synthesizer("generator")
@@ -46,6 +46,7 @@ class GeneratorSynthesizer(Synthesizer):
         c = ctx.cfg
         if not objective:
             raise DfkdError("this method trains a generator but every generator loss weight is 0")
+        check_jitter(c.generator_jitter, ctx.info.input_shape, "generator_jitter")
         self.num_classes = ctx.info.num_classes if c.class_conditional else 0
         self.generator = ctx.build(lambda: create_generator(
             c.generator, latent_dim=c.latent_dim + self.num_classes, out_shape=ctx.info.input_shape,

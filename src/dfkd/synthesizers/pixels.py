@@ -34,6 +34,13 @@ class PixelSettings:
     pixel_beta2: float = 0.99  # DataFree: Adam betas (0.5, 0.99)
 
 
+def check_jitter(jitter: int, input_shape: tuple[int, ...], key: str) -> None:
+    """Refuse a roll as large as the image (a roll by the side is the identity, and larger ones repeat smaller)."""
+    side = min(input_shape[-2:])
+    if jitter >= side:
+        raise DfkdError(f"{key}={jitter} must be smaller than the image side ({side} px)")
+
+
 def jitter_flip(x: torch.Tensor, jitter: int, flip: bool) -> torch.Tensor:
     """One random roll (dy, dx) and one random flip for the whole batch, as DeepInversion's ``jitter_and_flip``.
     The draws are host-side on purpose: the shifts and the flip decide the shape of the ops, not their data."""
@@ -56,6 +63,7 @@ class PixelSynthesizer(Synthesizer):
             raise DfkdError(f"the pixels synthesizer needs the PixelSettings keys in {type(ctx.cfg).__name__}")
         if not objective:
             raise DfkdError("pixel optimisation needs an objective, but every term weight is 0")
+        check_jitter(ctx.cfg.pixel_jitter, ctx.info.input_shape, "pixel_jitter")
         mean = torch.tensor(info.mean, device=ctx.device).view(1, -1, 1, 1)
         std = torch.tensor(info.std, device=ctx.device).view(1, -1, 1, 1)
         self.low, self.high = -mean / std, (1 - mean) / std  # (1, C, 1, 1) the [0, 1] pixel range, normalised
