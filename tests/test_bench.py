@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import yaml
 
 from dfkd import create_model, model_payload, save_checkpoint
 from dfkd.bench import SUITES, get_suite, run_suite
@@ -116,14 +117,22 @@ def test_suites_start_and_run_on_cpu(name, tmp_path):
     kw = {"num_classes": n_classes, "in_channels": data.info.in_channels, "input_size": 32}
     teacher = create_model(suite.teacher_arch, **kw)
     save_checkpoint(model_payload(teacher, suite.teacher_arch, kw, data.info), tmp_path / "out" / "teacher" / "teacher.pt")
-    result = run_suite(suite, tmp_path / "out", methods=["pre-dfkd"], seeds=[0], iterations=1, progress=False,
-                       data_dir=tmp_path / "data", log=lambda m: None, plots=False,
-                       overrides={"batch_size": 4, "student_steps": 1, "vae_updates": 1, "signal_samples": 16})
-    run = result["runs"][0]
-    assert run["iterations"] == 1 and run["student_params"] > 1e4
-    # The suite's own paper-scale settings are kept apart from the test's overrides.
+    methods = ["pre-dfkd"] + (["pre-dfkd+"] if "pre-dfkd+" in suite.methods else [])
+    overrides = {"batch_size": 4, "student_steps": 1, "vae_updates": 1, "signal_samples": 16}
+    result = run_suite(suite, tmp_path / "out", methods=methods, seeds=[0], iterations=1, progress=False,
+                       data_dir=tmp_path / "data", log=lambda m: None, plots=False, overrides=overrides)
+    assert [r["method"] for r in result["runs"]] == methods
+    for run in result["runs"]:
+        assert run["iterations"] == 1 and run["student_params"] > 1e4
+    # The suite's own paper-scale settings are kept apart from the test's overrides; its per-method settings
+    # (e.g. pre-dfkd+'s generator jitter on fashion-mnist) reach each method's run.
     cfg = result["configs"]["pre-dfkd"]
     assert cfg["batch_size"] == 4
+    for m in methods:
+        used = yaml.safe_load((tmp_path / "out" / f"{m}-s0" / "config.yaml").read_text())["config"]
+        for key, value in suite.method_config.get(m, {}).items():
+            if key not in overrides and key not in ("iterations", "eval_every"):
+                assert used[key] == value, (m, key)
     if name.endswith("paper"):
         assert suite.config["batch_size"] == 1024 and suite.config["iterations"] == 400 * 36
 
