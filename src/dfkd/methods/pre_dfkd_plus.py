@@ -34,7 +34,9 @@ Additions (each one a shared option of every method, set here by default):
 With a teacher without BatchNorm on MNIST-like data the in-range outputs, the frame and the adversarial weight
 apply. The fashion-mnist suite adds DeepInversion's jitter to the generator objective (``generator_jitter=8``: the
 objective scores G(z) rolled by up to 8 px; 4 seeds, final 78.5 against 73.2, BENCHMARKS.md, "On a GPU, third
-lease"); it is not a method default, being measured on 32 x 32 grey images only. What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
+lease"); it is not a method default, being measured on 32 x 32 grey images only.
+
+What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
 (MAD, Do et al. NeurIPS 2022), a higher generator learning rate, more replay, KL instead of L1 student loss,
 mixup of synthetic samples, a weight-averaged student, class-conditional generation, a total-variation prior;
 none beat the variant without it by more than the seed-to-seed spread, several were worse. (A stronger
