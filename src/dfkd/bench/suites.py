@@ -77,7 +77,7 @@ _register(Suite(
     # "Accuracy per CPU-minute".
     config={**_SMALL, "generator_width": 16, "iterations": 1200, "eval_every": 60, "bf16_student": False},
     # pre-dfkd+'s generator objective scores its batch rolled by up to 8 px (DeepInversion's jitter, a quarter of
-    # the side): 4 seeds, mu 72.4 / final 78.5 against 68.8 / 73.2 without, higher on every seed (BENCHMARKS.md,
+    # the side): 5 seeds, mu 71.7 / final 77.4 against 68.6 / 72.9 without, higher on every seed (BENCHMARKS.md,
     # "On a GPU, third lease"); jitter 2 and 4 gained +2.2 final.
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "generator_jitter": 8}},
     # With this BN-free LeNet-5 teacher and no augmentation for MNIST-like data, pre-dfkd+ is pre-dfkd with

@@ -33,7 +33,7 @@ Additions (each one a shared option of every method, set here by default):
 
 With a teacher without BatchNorm on MNIST-like data the in-range outputs, the frame and the adversarial weight
 apply. The fashion-mnist suite adds DeepInversion's jitter to the generator objective (``generator_jitter=8``: the
-objective scores G(z) rolled by up to 8 px; 4 seeds, final 78.5 against 73.2, BENCHMARKS.md, "On a GPU, third
+objective scores G(z) rolled by up to 8 px; 5 seeds, final 77.4 against 72.9, BENCHMARKS.md, "On a GPU, third
 lease"); it is not a method default, being measured on 32 x 32 grey images only.
 
 What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
