@@ -555,6 +555,39 @@ def test_image_priors_move_the_generator_output(name, key, term, log_name):
         assert prior(m.synth.generator(z)).item() < before
 
 
+@pytest.mark.parametrize("name", ["dafl", "pre-dfkd"])
+def test_activation_prior_reads_the_named_teacher_layer(name):
+    """activation_layer names the teacher module the activation prior reads (DAFL: LeNet-5's conv3 features,
+    ``features.9``, 60 in LeNet-5-half) instead of the penultimate ones: the logged term is -mean|output| of that
+    module on the step's batch, one generator step on it alone raises that module's mean activation, and the hook
+    leaves with the method; a name the teacher does not have is refused with one line that names it."""
+    cls = get_method(name)
+    off = dict(w_one_hot=0.0, w_info_entropy=0.0, w_adversarial=0.0)
+    cfg = resolve_config(cls, tiny_config(name, w_activation=1.0, activation_layer="features.9", lr_generator=0.05,
+                                          batch_size=16, **{k: v for k, v in off.items() if hasattr(cls.Config, k)}))
+    teacher, student = nets(name=name)
+    layer = dict(teacher.named_modules())["features.9"]
+    m = cls(teacher, student, INFO, cfg)
+    assert [t for t, w in m.generator_objective() if w > 0] == ["activation"]
+    assert m.objective.term("activation").needs == frozenset()  # no penultimate pass
+    conv3 = lambda x: teacher.features[:10](x)  # (B, 60): the named layer's output
+    z, _ = m.synth.inputs(16)
+    with torch.no_grad():
+        before = conv3(m.synth.generator(z)).abs().mean().item()
+        penultimate_before = teacher.forward_features(m.synth.generator(z)).abs().mean().item()
+    out, x, _ = m.synth.step()
+    with torch.no_grad():
+        assert out["g_activation"].item() == pytest.approx(-conv3(x).abs().mean().item(), rel=1e-5)  # its batch
+        assert conv3(m.synth.generator(z)).abs().mean().item() > before
+    assert penultimate_before != pytest.approx(before)  # a different layer from the default's
+    assert len(layer._forward_hooks) == 1
+    m.close()
+    assert len(layer._forward_hooks) == 0
+    with pytest.raises(DfkdError, match="activation_layer='features.99' is not a module of the teacher"):
+        cls(teacher, student, INFO, resolve_config(cls, tiny_config(name, w_activation=1.0,
+                                                                    activation_layer="features.99")))
+
+
 @pytest.mark.parametrize("name", ["dafl", "pre-dfkd+"])
 def test_boundary_prior_replaces_the_one_hot_prior_in_a_generator_step(name):
     """w_boundary > 0 adds the soft-target term (logged as g_boundary); one generator step on it alone lowers it on

@@ -57,6 +57,9 @@ class DistillConfig:
     w_one_hot: float = 0.0
     w_info_entropy: float = 0.0
     w_activation: float = 0.0
+    # the teacher module whose output the activation prior reads (a name from named_modules(), e.g. "features.9",
+    # LeNet-5's 120 conv3 features as DAFL uses); empty: the teacher's penultimate features
+    activation_layer: str = ""
     w_adversarial: float = 0.0
     w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.terms.bn_statistics); needs a BN teacher
     w_class: float = 0.0  # CE toward the class each sample is synthesised for (needs class_conditional or rounds)

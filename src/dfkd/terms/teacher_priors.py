@@ -5,6 +5,7 @@ synthetic samples should look, to the teacher, like its training data did.
     class_ce:     mean_b CE(t_b, y_b), y chosen by the synthesizer       (DeepInversion, CMI: random targets)
     info_entropy: sum_k pbar_k log10 pbar_k,  pbar = mean_b softmax(t_b)   classes balanced over the batch
     activation:   -mean |f_b|,  f the teacher's penultimate features       strong feature activations
+                  (or the output of the module named by ``activation_layer``)
 
 and a soft-target variant of the one-hot prior that places samples between a class and its nearest one:
 
@@ -16,9 +17,13 @@ classes the teacher finds similar, so that the student sees where the teacher's 
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 
 from .. import losses
+from ..errors import DfkdError
 from .base import Passes, Term, register_term, term_settings
 
 
@@ -44,13 +49,58 @@ class InfoEntropy(Term):
 
 @register_term("activation")
 class Activation(Term):
-    """DAFL activation prior: ``-mean |f_T(x)|`` on the teacher's penultimate features (DAFL weight 0.1)."""
+    """DAFL activation prior: ``-mean |f_T(x)|`` (DAFL weight 0.1) on the teacher's penultimate features, or on
+    the output of the teacher module named by ``activation_layer`` (a name from ``teacher.named_modules()``; DAFL's
+    LeNet-5 reads its 120 conv3 features, ``features.9`` in ours, where the penultimate ones are fc1's 84)."""
 
     log_name = "activation"
     needs = frozenset({"features"})
 
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        (layer_name,) = term_settings(ctx.cfg, "activation_layer")
+        self._handle = None
+        self._recording = False
+        self._captured: list[torch.Tensor] = []
+        if layer_name:
+            modules = dict(ctx.teacher.named_modules())
+            if layer_name not in modules:
+                names = [n for n in modules if n]
+                shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+                raise DfkdError(f"activation_layer={layer_name!r} is not a module of the teacher "
+                                f"({type(ctx.teacher).__name__}: {shown})")
+            self.needs = frozenset()  # the hook supplies the features; no penultimate pass needed
+            self._handle = modules[layer_name].register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, out) -> None:
+        if self._recording:
+            if not isinstance(out, torch.Tensor):
+                raise DfkdError(f"activation_layer={self.ctx.cfg.activation_layer!r} returns "
+                                f"{type(out).__name__}, not a tensor")
+            self._captured.append(out)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        if self._handle is None:
+            yield
+            return
+        self._captured, self._recording = [], True
+        try:
+            yield
+        finally:
+            self._recording = False
+
     def forward(self, p: Passes) -> torch.Tensor:
-        return losses.activation(p.f32)
+        if self._handle is None:
+            return losses.activation(p.f32)
+        if not self._captured:
+            raise RuntimeError("activation_layer: no teacher forward pass was recorded")
+        return losses.activation(self._captured[-1].float().flatten(1))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
 
 
 @register_term("class_ce")
