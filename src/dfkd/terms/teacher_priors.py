@@ -61,7 +61,7 @@ class Activation(Term):
         (layer_name,) = term_settings(ctx.cfg, "activation_layer")
         self._handle = None
         self._recording = False
-        self._captured: list[torch.Tensor] = []
+        self._output: torch.Tensor | None = None  # the module's output in the last recorded teacher pass
         if layer_name:
             modules = dict(ctx.teacher.named_modules())
             if layer_name not in modules:
@@ -73,18 +73,19 @@ class Activation(Term):
             self._handle = modules[layer_name].register_forward_hook(self._hook)
 
     def _hook(self, _module, _inputs, out) -> None:
-        if self._recording:
-            if not isinstance(out, torch.Tensor):
-                raise DfkdError(f"activation_layer={self.ctx.cfg.activation_layer!r} returns "
-                                f"{type(out).__name__}, not a tensor")
-            self._captured.append(out)
+        if not self._recording:
+            return
+        if not isinstance(out, torch.Tensor):
+            raise DfkdError(f"activation_layer={self.ctx.cfg.activation_layer!r} returns {type(out).__name__}, "
+                            "not a tensor")
+        self._output = out
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
         if self._handle is None:
             yield
             return
-        self._captured, self._recording = [], True
+        self._output, self._recording = None, True
         try:
             yield
         finally:
@@ -93,9 +94,9 @@ class Activation(Term):
     def forward(self, p: Passes) -> torch.Tensor:
         if self._handle is None:
             return losses.activation(p.f32)
-        if not self._captured:
+        if self._output is None:
             raise RuntimeError("activation_layer: no teacher forward pass was recorded")
-        return losses.activation(self._captured[-1].float().flatten(1))
+        return losses.activation(self._output.float())
 
     def close(self) -> None:
         if self._handle is not None:
