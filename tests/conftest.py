@@ -52,9 +52,9 @@ def digits_teacher(tmp_path_factory):
     return out
 
 
-# Tiny settings for the methods that synthesise in rounds into a pool (ADI, CMI): a round of 2 steps instead
-# of hundreds, and a small pool and contrastive memory.
-TINY_ROUNDS = {"pool_size": 64, "contrastive_negatives": 16, "contrastive_bank_size": 64}
+# Tiny settings for the methods that synthesise in rounds into a pool (ADI, CMI, Fast): a round of 2 steps instead
+# of hundreds, a small pool and contrastive memory, and one synthesis-only round (Fast).
+TINY_ROUNDS = {"pool_size": 64, "contrastive_negatives": 16, "contrastive_bank_size": 64, "synthesis_warmup": 1}
 
 
 def tiny_method_config(name: str, base: dict) -> dict:
@@ -66,7 +66,7 @@ def tiny_method_config(name: str, base: dict) -> dict:
     cfg = {k: v for k, v in base.items() if k in fields}
     if cls().generator_steps > 1 and "generator_steps" not in base:
         cfg["generator_steps"] = 2
-    cfg.update({k: v for k, v in TINY_ROUNDS.items() if k in fields})
+    cfg.update({k: v for k, v in TINY_ROUNDS.items() if k in fields and k not in base})
     return cfg
 
 

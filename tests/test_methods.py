@@ -46,7 +46,7 @@ def test_two_iterations_finite_and_checkpoint_roundtrip(name, tmp_path):
     evals = [r for r in rows if r["kind"] == "eval"]  # no eval data: the data-free progress signal only
     assert len(train) == 2 and "NaN" not in text and "s_loss" in train[-1]
     assert len(evals) == 2 and all(0 <= e["agree_novel"] <= 100 and "test_acc" not in e for e in evals)
-    assert ("agree_replay" in evals[-1]) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd", "adi", "cmi"))
+    assert ("agree_replay" in evals[-1]) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd", "adi", "cmi", "fast"))
     # The method's full state round-trips through a weights_only checkpoint.
     method = result.method
     buf = io.BytesIO()
@@ -398,7 +398,7 @@ def test_parts_table_drives_state_learning_rates_and_replay_bytes(name):
     replay = [p for p in m.parts.values() if p.replay]
     expected = sum(t.numel() * t.element_size() for p in replay for t in (*p.module.parameters(), *p.module.buffers()))
     assert m.replay_memory_bytes() == expected
-    assert bool(replay) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd", "adi", "cmi"))
+    assert bool(replay) == (name in ("pre-dfkd", "pre-dfkd+", "mb-dfkd", "adi", "cmi", "fast"))
     assert set(m.state_dict()["modules"]) == set(m.parts)
     m.close()
 
@@ -766,3 +766,67 @@ def test_pre_dfkd_fitted_replay_prior_moves_with_the_vae_is_checkpointed_and_dra
     for key, value in (("replay_prior", "gaussian"), ("prior_momentum", 0.0)):
         with pytest.raises(DfkdError, match=key):
             resolve_config(get_method("pre-dfkd"), {key: value})
+
+
+def fast_method(**kw):
+    teacher, student = nets(name="fast")
+    return get_method("fast")(teacher, student, INFO, resolve_config(get_method("fast"), tiny_config("fast", **kw)))
+
+
+@pytest.mark.parametrize("meta_update", ["fomaml", "reptile"])
+def test_fast_meta_generator_steps_on_the_rounds_gradients(meta_update):
+    """FOMAML: the meta-generator's gradient is the sum of the fast copy's gradients over the inner steps; Reptile:
+    67 x (meta - fast after the round). The fast copy starts each round from the meta-generator."""
+    method = fast_method(meta_update=meta_update, generator_steps=3, iterations=4)
+    meta = method.synth.generator
+    before = [p.detach().clone() for p in meta.parameters()]
+    inner, seen = [], {}
+    minimize, meta_step = method.amp.minimize, method.meta_optimizer.step
+
+    def recording_minimize(loss, optimizers):
+        if not inner:  # the first inner step starts from the meta-generator's weights
+            seen["start"] = [p.detach().clone() for p in method.fast.parameters()]
+        minimize(loss, optimizers)
+        inner.append([p.grad.clone() for p in method.fast.parameters()])
+
+    def recording_step(*args, **kwargs):
+        seen["grads"] = [p.grad.clone() for p in meta.parameters()]
+        seen["fast"] = [p.detach().clone() for p in method.fast.parameters()]
+        return meta_step(*args, **kwargs)
+
+    method.amp.minimize, method.meta_optimizer.step = recording_minimize, recording_step
+    method.iteration(0)
+    assert len(inner) == 3 and all(torch.equal(a, b) for a, b in zip(seen["start"], before))
+    if meta_update == "fomaml":
+        expected = [sum(step[i] for step in inner) for i in range(len(before))]
+    else:
+        expected = [67 * (b - f) for b, f in zip(before, seen["fast"])]
+    assert all(torch.allclose(g, e, atol=1e-6) for g, e in zip(seen["grads"], expected))
+    assert any(not torch.equal(b, p) for b, p in zip(before, meta.parameters()))  # the meta step was taken
+    assert all(p.grad is None for p in meta.parameters())
+
+
+def test_fast_warmup_rounds_fill_the_pool_before_the_student_and_the_adversarial_term_start():
+    method = fast_method(synthesis_warmup=2, iterations=5)
+    student = [p.detach().clone() for p in method.student.parameters()]
+    for it in range(2):
+        out = method.iteration(it)
+        assert "g_adversarial" not in out and "g_bn" in out and float(out["s_loss"]) == 0
+        assert len(method.pool) == (it + 1) * 16
+    assert all(torch.equal(a, b) for a, b in zip(student, method.student.parameters()))
+    out = method.iteration(2)
+    assert "g_adversarial" in out and float(out["s_loss"]) > 0 and len(method.pool) == 48
+    assert any(not torch.equal(a, b) for a, b in zip(student, method.student.parameters()))
+    # the student's cosine schedule starts after the warm-up, at the full rate
+    assert method.opt_student.param_groups[0]["lr"] == pytest.approx(method.cfg.lr_student)
+
+
+def test_fast_resets_the_latent_projection_at_its_round_only():
+    method = fast_method(reset_first_layer_at=2, iterations=4)
+    project = method.synth.generator.project
+    for it, reset in ((0, False), (1, True), (2, False)):
+        with torch.no_grad():
+            project.weight.fill_(5.0), project.bias.fill_(3.0)
+        method.iteration(it)
+        # after one meta step (lr 3e-3 x 2 steps): N(0, 0.02) and 0 when reset, else still near 5 and 3
+        assert (project.weight.abs().max() < 0.2 and project.bias.abs().max() < 0.05) == reset

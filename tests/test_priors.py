@@ -36,6 +36,44 @@ def test_bn_statistics_loss_matches_a_hand_computation():
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def _bn_input_stats(net, x):
+    f = net[0](x)  # what BN sees
+    return f.mean(dim=(0, 2, 3)), f.var(dim=(0, 2, 3), unbiased=False)
+
+
+def test_bn_momentum_matches_the_batch_together_with_an_ema_of_earlier_batches():
+    """Fast-DFKD's bn_mmt: before remember() the plain statistics; after, (1 - m) batch + m EMA, the EMA folding in
+    each remembered batch (m EMA + (1 - m) last); the EMA is a buffer that round-trips."""
+    net, m = tiny_bn_teacher(), 0.75
+    target_mean, target_var = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([1.0, 4.0, 0.25])
+    xs = [torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    stats = [_bn_input_stats(net, x) for x in xs]
+
+    def expected(mean, var):
+        return ((mean - target_mean).norm() + (var - target_var).norm()).item()
+
+    with BNStatistics(net, momentum=m) as prior:
+        got = []
+        for x in xs:
+            with prior.recording():
+                net(x)
+            got.append(prior.loss().item())
+            prior.remember()
+        state = prior.state_dict()
+    (m0, v0), (m1, v1), (m2, v2) = stats
+    assert got[0] == pytest.approx(expected(m0, v0), rel=1e-5)  # nothing remembered yet
+    assert got[1] == pytest.approx(expected((1 - m) * m1 + m * m0, (1 - m) * v1 + m * v0), rel=1e-5)
+    ema_mean, ema_var = m * m0 + (1 - m) * m1, m * v0 + (1 - m) * v1
+    assert got[2] == pytest.approx(expected((1 - m) * m2 + m * ema_mean, (1 - m) * v2 + m * ema_var), rel=1e-5)
+    assert torch.allclose(state["ema_mean_0"], m * ema_mean + (1 - m) * m2, atol=1e-6)
+    assert bool(state["ema_ready"])
+    other = BNStatistics(tiny_bn_teacher(), momentum=m)
+    other.load_state_dict(state)
+    assert torch.equal(other.ema_var_0, state["ema_var_0"])
+    other.remove()
+    assert "ema_mean_0" not in BNStatistics(tiny_bn_teacher()).state_dict()  # no momentum: no state
+
+
 def test_hooks_only_record_inside_recording_and_are_removed():
     net = tiny_bn_teacher()
     bn = net[1]

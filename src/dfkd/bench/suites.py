@@ -93,6 +93,11 @@ _register(Suite(
 # steps for CMI). Their student lr is 0.02: DataFree's 0.1 with
 # KL at T = 20 is tuned for BatchNorm students and kept LeNet-5-half near 25 % on digits (0.02: 59 %).
 _ROUNDS = {"iterations": 40, "eval_every": 2, "student_steps": 50, "lr_student": 0.02}
+# Fast-DFKD's rounds are cheap (5 steps from its meta-generator), so it gets Fast-Datafree's proportions: 220 rounds
+# of which the first 20 only synthesise, then 10 student steps a round (the same 2,000), 1,100 generator steps in
+# all (CMI: 1,000); its reset of the latent projection at round 140 is the code's (120 + warm-up).
+_FAST_ROUNDS = {"iterations": 220, "eval_every": 11, "student_steps": 10, "synthesis_warmup": 20,
+                "generator_steps": 5}
 _register(Suite(
     name="fashion-mnist-bn", dataset="fashion-mnist", teacher_arch="cnn-bn", student_arch="lenet5-half",
     description="Fashion-MNIST, BatchNorm CNN -> LeNet-5-half; about 15 min per run on 2 CPU cores",
@@ -101,9 +106,10 @@ _register(Suite(
     # against 37.2 / 49.6 at the LeNet-5 suite's 1e-3, higher on every seed (BENCHMARKS.md, "A faster generator
     # for the BN teacher").
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "lr_generator": 4e-3},
-                   "adi": {**_ROUNDS, "generator_steps": 60}, "cmi": {**_ROUNDS, "generator_steps": 25}},
+                   "adi": {**_ROUNDS, "generator_steps": 60}, "cmi": {**_ROUNDS, "generator_steps": 25},
+                   "fast": {**_FAST_ROUNDS, "lr_student": 0.02}},
     teacher_overrides={"epochs": 10, "bf16": True},  # 93.4 % in 523 s on a bf16 CPU (BENCHMARKS.md, Teachers)
-    methods=("noise", "pre-dfkd+", "adi", "cmi"),
+    methods=("noise", "pre-dfkd+", "adi", "cmi", "fast"),
     seeds=(0,),
 ))
 
@@ -123,8 +129,9 @@ _register(Suite(
     method_config={"dafl": {"student_optimizer": "sgd", "lr_student": 0.1, "weight_decay": 5e-4},
                    "pre-dfkd": {"vae_updates": 2}, "pre-dfkd+": {"vae_updates": 2},
                    "adi": {"iterations": 40, "eval_every": 4, "student_steps": 50, "generator_steps": 50},
-                   "cmi": {"iterations": 40, "eval_every": 4, "student_steps": 50, "generator_steps": 20}},
-    methods=("dfad", "pre-dfkd", "pre-dfkd+", "mb-dfkd", "dafl", "adi", "cmi"),
+                   "cmi": {"iterations": 40, "eval_every": 4, "student_steps": 50, "generator_steps": 20},
+                   "fast": {**_FAST_ROUNDS, "eval_every": 22}},
+    methods=("dfad", "pre-dfkd", "pre-dfkd+", "mb-dfkd", "dafl", "adi", "cmi", "fast"),
     seeds=(0,),
 ))
 
@@ -137,20 +144,23 @@ _PAPER = {"batch_size": 1024, "student_steps": 10, "generator_width": 64, "laten
 _DF_ROUNDS = {"iterations": 200, "eval_every": 1, "batch_size": 256, "student_steps": 400, "weight_decay": 1e-4}
 _PAPER_METHODS = {"dfad": {"lr_generator": 1e-3}, "dafl": {"lr_generator": 0.2},
                   "adi": {**_DF_ROUNDS, "generator_steps": 1000, "lr_generator": 0.1},
-                  "cmi": {**_DF_ROUNDS, "generator_steps": 200, "lr_generator": 1e-3, "latent_dim": 256}}
+                  "cmi": {**_DF_ROUNDS, "generator_steps": 200, "lr_generator": 1e-3, "latent_dim": 256},
+                  # Fast-Datafree's 220 rounds (20 synthesis-only); its own step counts, rates and weights (defaults)
+                  "fast": {**_DF_ROUNDS, "iterations": 220, "generator_steps": 5, "lr_generator": 3e-3,
+                           "latent_dim": 256, "lr_student": 0.2}}
 
 _register(Suite(
     name="cifar10-paper", dataset="cifar10", teacher_arch="resnet34", student_arch="resnet18",
     description="CIFAR-10 at the paper's scale (400 epochs x 36 iterations, batch 1024 + 128); needs a GPU",
     config=_PAPER, method_config=_PAPER_METHODS, teacher_overrides={"epochs": 200},
-    methods=("dafl", "dfad", "mb-dfkd", "pre-dfkd", "adi", "cmi"), seeds=(0,),
+    methods=("dafl", "dfad", "mb-dfkd", "pre-dfkd", "adi", "cmi", "fast"), seeds=(0,),
 ))
 
 _register(Suite(
     name="cifar100-paper", dataset="cifar100", teacher_arch="resnet34", student_arch="resnet18",
     description="CIFAR-100 at the paper's scale (400 epochs x 36 iterations, batch 1024 + 128); needs a GPU",
     config=_PAPER, method_config=_PAPER_METHODS, teacher_overrides={"epochs": 200},
-    methods=("dafl", "dfad", "mb-dfkd", "pre-dfkd", "adi", "cmi"), seeds=(0,),
+    methods=("dafl", "dfad", "mb-dfkd", "pre-dfkd", "adi", "cmi", "fast"), seeds=(0,),
 ))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import METHODS, Method, register_method
 from .distill_config import DistillConfig
-from . import adi, cmi, dafl, dfad, mb_dfkd, noise, pre_dfkd, pre_dfkd_plus  # noqa: F401  (registration)
+from . import adi, cmi, dafl, dfad, fast, mb_dfkd, noise, pre_dfkd, pre_dfkd_plus  # noqa: F401  (registration)
 
 
 def get_method(name: str) -> type[Method]:

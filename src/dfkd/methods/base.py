@@ -232,15 +232,16 @@ class Method:
         """The student step's autocast context: reduced precision only with both ``bf16`` and ``bf16_student``."""
         return self.amp_student.autocast()
 
-    def set_learning_rates(self, it: int) -> None:
-        """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule)."""
+    def set_learning_rates(self, it: int, start: int = 0) -> None:
+        """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule, which
+        runs from iteration ``start`` to the end: a method whose student starts late)."""
         c = self.cfg
         for name, part in self.parts.items():
             if part.optimizer is None:
                 continue
             lr = getattr(c, part.lr_key) * self.lr_scale.get(name, 1.0)
             if part.scheduled and c.schedule == "cosine":
-                lr = cosine_lr(it, c.iterations, lr, c.warmup_iterations)
+                lr = cosine_lr(max(0, it - start), c.iterations - start, lr, c.warmup_iterations)
             set_lr(part.optimizer, lr)
 
     def _student_optimizer(self, params) -> torch.optim.Optimizer:

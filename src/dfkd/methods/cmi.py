@@ -135,6 +135,7 @@ class CMI(PoolMethod):
             out["top_class_frac"] = top_class_fraction(p.t32.detach())
         if best_f is not None:
             self.contrastive.remember(best_f)
+        self.objective.after_round()
         return out, best_x
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:

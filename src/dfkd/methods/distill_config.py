@@ -62,6 +62,9 @@ class DistillConfig:
     activation_layer: str = ""
     w_adversarial: float = 0.0
     w_bn: float = 0.0  # BatchNorm-statistics prior (DeepInversion; dfkd.terms.bn_statistics); needs a BN teacher
+    # Fast-DFKD's BN momentum m (its bn_mmt): the prior matches (1 - m) x this batch's statistics + m x an EMA of the
+    # earlier batches' (one per generator update, or per synthesis round), so no single batch must match alone
+    bn_momentum: float = 0.0
     w_class: float = 0.0  # CE toward the class each sample is synthesised for (needs class_conditional or rounds)
     w_tv: float = 0.0  # total-variation prior on the synthetic pixels (DeepInversion; dfkd.terms.image_priors)
     # pixel mean and variance of a synthetic batch toward the normaliser's 0 and 1 (dfkd.terms.image_priors)
@@ -149,6 +152,8 @@ class DistillConfig:
         if not 0 <= self.boundary_mix <= 0.5:
             raise DfkdError(f"config 'boundary_mix' must be in [0, 0.5] (above 0.5 the runner-up class would be the "
                             f"target), got {self.boundary_mix}")
+        if not 0 <= self.bn_momentum < 1:
+            raise DfkdError(f"config 'bn_momentum' must be in [0, 1), got {self.bn_momentum}")
         if not 0 <= self.student_ema < 1:
             raise DfkdError(f"config 'student_ema' must be in [0, 1), got {self.student_ema}")
         if not (0 <= self.ema_generator < 1 and 0 <= self.ema_fraction <= 1):

@@ -1,4 +1,4 @@
-"""What the pool-based methods share (ADI, CMI; Fast-DFKD would be one more): each iteration synthesises one
+"""What the pool-based methods share (ADI, CMI, Fast-DFKD): each iteration synthesises one
 round, the round's batch joins a ``SyntheticPool`` (8-bit images + the teacher's logits on exactly those
 images), and the student takes ``student_steps`` steps on batches drawn from the pool, augmented as the data
 set's teachers are trained (the teacher labels the augmented batch), as zju-vipa/DataFree trains them:
@@ -56,13 +56,16 @@ class PoolMethod(Method):
         self.pool = self.ctx.build(lambda: SyntheticPool(self.cfg.pool_size, info), memory_format=False)
         self.add_part(Part("pool", self.pool, per_rank=True, replay=True))
 
-    def learn_from_pool(self, x: torch.Tensor) -> torch.Tensor:
-        """Add a round's batch ``x`` (normalised) to the pool, then ``student_steps`` student steps on pool batches;
-        returns the mean student loss."""
-        c = self.cfg
+    def keep_round(self, x: torch.Tensor) -> None:
+        """Add a round's batch ``x`` (normalised) to the pool, with the teacher's logits on what the pool stores."""
         x = self.pool.quantize(x).contiguous(memory_format=self.memory_format)
         with torch.no_grad(), self.precision():
             self.pool.add(x, self.teacher(x))
+
+    def learn_from_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """``keep_round(x)``, then ``student_steps`` student steps on pool batches; returns the mean student loss."""
+        c = self.cfg
+        self.keep_round(x)
         losses = []
         for _ in range(c.student_steps):
             xs, ts = self.pool.sample(c.batch_size)

@@ -87,6 +87,7 @@ class PixelSynthesizer(Synthesizer):
             out = {k: v.detach() for k, v in terms.items()}
             out["g_loss"] = loss.detach()
             out["top_class_frac"] = top_class_fraction(p.t32.detach())
+        self.objective.after_round()
         return out, x.detach(), targets
 
     @torch.no_grad()

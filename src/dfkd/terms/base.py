@@ -5,7 +5,8 @@ declares which passes it needs (``needs``: the teacher's penultimate ``"features
 eval mode), may record something during the teacher's pass (``recording()``: forward hooks, e.g. BN
 statistics), and computes its value from the ``Passes`` of one synthesis step. A term with state it trains
 or keeps (CMI's projection head and feature memory) lists it in ``parts()``; ``after_update()`` is called by a
-generator method after each update it keeps (the contrastive term's memory remembers the step there).
+generator method after each update it keeps (the contrastive term's memory remembers the step there), and
+``after_round()`` by a method that synthesises in rounds, once per round.
 
 A method's objective is a list of (term name, weight) read from its config; terms of weight 0 are not built
 and their passes are not run:
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Collection, Iterator
 
 import torch
 from torch import nn
@@ -88,6 +89,10 @@ class Term(nn.Module):
         """Called after a generator method's update on this term's value: the term may remember the step (a
         feature memory). Methods that choose what to keep themselves (CMI's best iterate) do not call it."""
 
+    def after_round(self) -> None:
+        """Called once per synthesis round by a method that synthesises in rounds (ADI, CMI, Fast-DFKD), after the
+        round's batch is kept (the BN prior's momentum folds in the round's statistics there)."""
+
     def parts(self) -> list[Part]:
         return []
 
@@ -145,15 +150,21 @@ class Objective(nn.Module):
                 s_logits = student(x)
         return Passes(x=x, t_logits=t_logits, t_features=t_feats, s_logits=s_logits, targets=targets, source=source)
 
-    def forward(self, p: Passes) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(weighted sum, {g_<log_name>: value}); computed outside autocast, in fp32."""
-        values = {f"g_{t.log_name}": t(p) for t in self.terms}
-        loss = sum(w * v for w, v in zip(self.weights, values.values()))
+    def forward(self, p: Passes, off: Collection[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted sum, {g_<log_name>: value}); computed outside autocast, in fp32. Terms whose ``log_name`` is in
+        ``off`` are left out of this step (not computed: a term a schedule switches on later)."""
+        on = [(t, w) for t, w in zip(self.terms, self.weights) if t.log_name not in off]
+        values = {f"g_{t.log_name}": t(p) for t, _ in on}
+        loss = sum(w * v for (_, w), v in zip(on, values.values()))
         return loss, values
 
     def after_update(self) -> None:
         for t in self.terms:
             t.after_update()
+
+    def after_round(self) -> None:
+        for t in self.terms:
+            t.after_round()
 
     def parts(self) -> list[Part]:
         return [part for t in self.terms for part in t.parts()]
