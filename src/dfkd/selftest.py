@@ -48,7 +48,7 @@ LOSS_TOLERANCE = 2e-2
 TINY = {"batch_size": 16, "student_steps": 2, "generator_width": 8, "latent_dim": 16, "eval_every": 1000,
         "log_every": 1, "signal_samples": 0, "channels_last": True, "vae_width": 4, "vae_latent_dim": 8,
         "vae_updates": 2, "memory_batches": 2, "memory_batch_size": 8, "push_every": 1, "pool_size": 64,
-        "contrastive_negatives": 16, "contrastive_bank_size": 64}
+        "contrastive_negatives": 16, "contrastive_bank_size": 64, "synthesis_warmup": 1}
 
 
 def _info():
