@@ -830,3 +830,14 @@ def test_fast_resets_the_latent_projection_at_its_round_only():
         method.iteration(it)
         # after one meta step (lr 3e-3 x 2 steps): N(0, 0.02) and 0 when reset, else still near 5 and 3
         assert (project.weight.abs().max() < 0.2 and project.bias.abs().max() < 0.05) == reset
+
+
+def test_bn_momentum_without_the_bn_prior_is_refused():
+    teacher, student = nets(name="fast")
+    with pytest.raises(DfkdError, match="bn_momentum=0.9 is a setting of the BatchNorm-statistics prior"):
+        get_method("fast")(teacher, student, INFO, resolve_config(get_method("fast"), tiny_config("fast", w_bn=0.0)))
+    method = get_method("dfad")(teacher, student, INFO, resolve_config(get_method("dfad"), tiny_config(
+        "dfad", w_bn=1.0, bn_momentum=0.5)))
+    assert "bn_momentum" in method.parts  # with the prior on, its EMA is checkpointed state
+    method.iteration(0)
+    assert bool(method.objective.term("bn").prior.ema_ready)  # a generator step folds its batch in
