@@ -40,7 +40,7 @@ import torch
 from .device import device_name, resolve_device
 
 TOLERANCE = 1e-3  # relative L2 distance between a part's state after the device run and after the CPU run
-# Relative difference of a logged loss. Looser than the state's: the pool methods (ADI, CMI) train on 8-bit copies
+# Relative difference of a logged loss. Looser than the state's: the pool methods (ADI, CMI, Fast) train on 8-bit copies
 # of their samples, so summation-order noise can flip one pixel's rounding and move the student loss by ~1e-3
 # (NVIDIA H200, 2026-11-26: ADI 5.5e-3, CMI 2.5e-3; every method without a pool <= 1e-5). A wrong random
 # stream or a part left behind on the host moves the losses by O(1).
