@@ -58,7 +58,8 @@ class BNStatistics(nn.Module):
                 self.register_buffer(f"ema_mean_{i}", torch.zeros_like(layer.running_mean, dtype=torch.float32))
                 self.register_buffer(f"ema_var_{i}", torch.zeros_like(layer.running_var, dtype=torch.float32))
             self.register_buffer("ema_ready", torch.zeros((), dtype=torch.bool, device=layers[0].running_mean.device))
-        self._handles = [layer.register_forward_hook(functools.partial(self._hook, i)) for i, layer in enumerate(layers)]
+        self._handles = [layer.register_forward_hook(functools.partial(self._hook, i))
+                         for i, layer in enumerate(layers)]
         self._recording = False
         self._terms: list[torch.Tensor] = []
         self._last: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> the last recorded (mean, var)
