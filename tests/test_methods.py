@@ -841,3 +841,11 @@ def test_bn_momentum_without_the_bn_prior_is_refused():
     assert "bn_momentum" in method.parts  # with the prior on, its EMA is checkpointed state
     method.iteration(0)
     assert bool(method.objective.term("bn").prior.ema_ready)  # a generator step folds its batch in
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"synthesis_warmup": 4, "iterations": 4}, "'synthesis_warmup' \\(4\\) must be below"),
+    ({"meta_update": "maml"}, "'meta_update' must be one of fomaml, reptile")])
+def test_fast_refuses_a_config_it_cannot_run(kw, message):
+    with pytest.raises(DfkdError, match=message):
+        resolve_config(get_method("fast"), tiny_config("fast", **kw))

@@ -88,8 +88,8 @@ class FastConfig(PoolConfig):
         if self.meta_update not in ("fomaml", "reptile"):
             raise DfkdError(f"config 'meta_update' must be one of fomaml, reptile, got '{self.meta_update}'")
         if self.synthesis_warmup >= self.iterations:
-            raise DfkdError(f"config 'synthesis_warmup' ({self.synthesis_warmup}) leaves no round for the student "
-                            f"in {self.iterations} iterations")
+            raise DfkdError(f"config 'synthesis_warmup' ({self.synthesis_warmup}) must be below 'iterations' "
+                            f"({self.iterations}): the student trains only after the synthesis-only rounds")
 
 
 @register_method("fast")
