@@ -124,7 +124,7 @@ class Method:
         self.student_train = self.wrap(self.student)
         self.ctx = PartContext(self.teacher, self.student, info, cfg, self.memory_format, self.amp, self.wrap)
         self.objective = Objective(self.generator_objective(), self.ctx)
-        if getattr(cfg, "bn_momentum", 0) > 0 and self.objective.term("bn") is None:
+        if cfg.bn_momentum > 0 and self.objective.term("bn") is None:
             raise DfkdError(f"bn_momentum={cfg.bn_momentum} is a setting of the BatchNorm-statistics prior, which this "
                             f"'{self.name}' run does not use (w_bn is 0); set bn_momentum=0 or w_bn > 0")
         self.synth = SYNTHESIZERS.get(self.synthesizer)(self.ctx, self.objective)

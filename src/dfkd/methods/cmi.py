@@ -36,7 +36,7 @@ from ..parts import Part
 from ..synthesizers import top_class_fraction
 from .base import register_method
 from .distill_config import require_non_negative, require_positive
-from .pool_method import PoolConfig, PoolMethod
+from .pool_method import LowestLoss, PoolConfig, PoolMethod
 
 
 @dataclass
@@ -113,8 +113,7 @@ class CMI(PoolMethod):
         targets = rng.randint(0, self.info.num_classes, (c.batch_size,), device=z.device).sort().values
         opt = torch.optim.Adam([{"params": gen.parameters()}, {"params": [z]}], lr=c.lr_generator,
                                betas=(c.generator_beta1, 0.999))
-        best_loss = torch.full((), float("inf"), device=z.device)
-        best_x = best_f = None
+        best = LowestLoss(z.device)
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):
             with self.precision():
@@ -122,17 +121,12 @@ class CMI(PoolMethod):
                 view = augment_batch(x, self.view).contiguous(memory_format=self.memory_format)
                 p = self.objective.passes(view, targets=targets, source=x)
             loss, terms = self.objective(p)
-            with torch.no_grad():  # keep the lowest-loss iterate without a host sync
-                better = loss.detach() < best_loss
-                best_loss = torch.where(better, loss.detach(), best_loss)
-                feats = self.contrastive.last_features if self.contrastive is not None else None
-                best_x = x.detach().clone() if best_x is None else torch.where(better, x.detach(), best_x)
-                if feats is not None:
-                    best_f = feats.clone() if best_f is None else torch.where(better, feats, best_f)
+            best.offer(loss, x, self.contrastive.last_features if self.contrastive is not None else None)
             self.amp.minimize(loss, [opt, *self.objective.optimizers()])
             out = {k: v.detach() for k, v in terms.items()}
             out["g_loss"] = loss.detach()
             out["top_class_frac"] = top_class_fraction(p.t32.detach())
+        best_x, best_f = best.values
         if best_f is not None:
             self.contrastive.remember(best_f)
         self.objective.after_round()

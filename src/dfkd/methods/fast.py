@@ -32,6 +32,7 @@ adversarial 1.1, warm-up 20 rounds, FOMAML, reset at round 140, T 20, SGD 0.2 / 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +42,11 @@ from torch import nn
 from .. import rng
 from ..data.augment import Augmentation, augment_batch
 from ..errors import DfkdError
-from ..models.generator import create_generator
 from ..parts import Part
 from ..synthesizers import top_class_fraction
 from .base import register_method
 from .distill_config import require_non_negative, require_positive
-from .pool_method import PoolConfig, PoolMethod
+from .pool_method import LowestLoss, PoolConfig, PoolMethod
 
 REPTILE_SCALE = 67.0  # FD fast_meta.py reptile_grad: grad = 67 (theta_meta - theta_fast)
 
@@ -113,17 +113,9 @@ class FastDFKD(PoolMethod):
                                                betas=(c.generator_beta1, 0.999), foreach=True)
         self.parts["generator"] = Part("generator", meta, self.meta_optimizer, "lr_meta_generator", per_rank=True,
                                        log_prefix="g_")
-        # The fast copy: rebuilt from the meta-generator every round, so not state (no part).
-        self.fast = self.ctx.build(lambda: create_generator(
-            c.generator, latent_dim=c.latent_dim, out_shape=info.input_shape, width=c.generator_width, info=info,
-            **c.generator_options)).train()
+        # The fast copy: reloaded from the meta-generator every round, so not state (no part).
+        self.fast = copy.deepcopy(meta)
         self.view = Augmentation(crop_padding=c.view_crop, hflip=c.view_flip)
-
-    @torch.no_grad()
-    def _copy_meta_to_fast(self) -> None:
-        meta = self.synth.generator
-        for dst, src in zip((*self.fast.parameters(), *self.fast.buffers()), (*meta.parameters(), *meta.buffers())):
-            dst.copy_(src)
 
     @torch.no_grad()
     def _reset_first_layer(self) -> None:
@@ -137,7 +129,7 @@ class FastDFKD(PoolMethod):
         c, meta, fast = self.cfg, self.synth.generator, self.fast
         if c.reset_first_layer_at and it + 1 == c.reset_first_layer_at:
             self._reset_first_layer()
-        self._copy_meta_to_fast()
+        fast.load_state_dict(meta.state_dict())  # G' <- G (weights and BatchNorm buffers)
         z = meta.sample_latent(c.batch_size).requires_grad_(True)
         targets = rng.randint(0, self.info.num_classes, (c.batch_size,), device=z.device).sort().values
         scale = self.lr_scale.get("generator", 1.0)  # lowered with the meta-generator's after a non-finite rollback
@@ -146,8 +138,7 @@ class FastDFKD(PoolMethod):
         meta_params, fast_params = list(meta.parameters()), list(fast.parameters())
         meta_grads = [torch.zeros_like(p) for p in meta_params] if c.meta_update == "fomaml" else None
         warming_up = it < c.synthesis_warmup
-        best_loss = torch.full((), float("inf"), device=z.device)
-        best_x = None
+        best = LowestLoss(z.device)
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):
             with self.precision():
@@ -155,10 +146,7 @@ class FastDFKD(PoolMethod):
                 view = augment_batch(x, self.view).contiguous(memory_format=self.memory_format)
                 p = self.objective.passes(view, targets=targets, source=x)
             loss, terms = self.objective(p, off=("adversarial",) if warming_up else ())  # FD: none before KD
-            with torch.no_grad():  # keep the lowest-loss iterate without a host sync
-                better = loss.detach() < best_loss
-                best_loss = torch.where(better, loss.detach(), best_loss)
-                best_x = x.detach().clone() if best_x is None else torch.where(better, x.detach(), best_x)
+            best.offer(loss, x)
             self.amp.minimize(loss, [opt])
             if meta_grads is not None:  # FOMAML: the fast copy's gradient at every inner step (a skipped fp16 step: 0)
                 with torch.no_grad():
@@ -174,7 +162,7 @@ class FastDFKD(PoolMethod):
         self.meta_optimizer.step()
         self.meta_optimizer.zero_grad(set_to_none=True)
         self.objective.after_round()
-        return out, best_x
+        return out, best.values[0]
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         c = self.cfg

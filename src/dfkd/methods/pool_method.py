@@ -34,6 +34,26 @@ class PoolConfig(DistillConfig, PoolSettings):
                             "drawn from the pool")
 
 
+class LowestLoss:
+    """The iterate of a synthesis round with the lowest loss (DataFree keeps ``best_inputs``), tracked on the
+    device without a host sync: ``offer(loss, x, ...)`` after each step, ``values`` at the end (a value offered as
+    None stays None)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.full((), float("inf"), device=device)
+        self.values: tuple[torch.Tensor | None, ...] | None = None
+
+    @torch.no_grad()
+    def offer(self, loss: torch.Tensor, *values: torch.Tensor | None) -> None:
+        better = loss.detach() < self.loss
+        self.loss = torch.where(better, loss.detach(), self.loss)
+        if self.values is None:
+            self.values = tuple(None if v is None else v.detach().clone() for v in values)
+        else:
+            self.values = tuple(None if v is None else torch.where(better, v.detach(), old)
+                                for v, old in zip(values, self.values))
+
+
 class PoolMethod(Method):
     Config = PoolConfig
     # config keys of views the synthesis mirrors; switched off with the augmentation's flip where a mirror

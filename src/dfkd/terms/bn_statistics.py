@@ -135,7 +135,7 @@ class BNStatisticsTerm(Term):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.prior = BNStatistics(ctx.teacher, momentum=getattr(ctx.cfg, "bn_momentum", 0.0))
+        self.prior = BNStatistics(ctx.teacher, momentum=ctx.cfg.bn_momentum)
 
     def recording(self):
         return self.prior.recording()
