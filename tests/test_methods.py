@@ -809,10 +809,14 @@ def test_fast_meta_generator_steps_on_the_rounds_gradients(meta_update):
 def test_fast_warmup_rounds_fill_the_pool_before_the_student_and_the_adversarial_term_start():
     method = fast_method(synthesis_warmup=2, iterations=5)
     student = [p.detach().clone() for p in method.student.parameters()]
+    calls = []
+    hook = method.student.register_forward_hook(lambda *_: calls.append(1))
     for it in range(2):
         out = method.iteration(it)
         assert "g_adversarial" not in out and "g_bn" in out and float(out["s_loss"]) == 0
         assert len(method.pool) == (it + 1) * 16
+    assert not calls  # no student pass for the switched-off adversarial term either
+    hook.remove()
     assert all(torch.equal(a, b) for a, b in zip(student, method.student.parameters()))
     out = method.iteration(2)
     assert "g_adversarial" in out and float(out["s_loss"]) > 0 and len(method.pool) == 48

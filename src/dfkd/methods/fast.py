@@ -137,15 +137,15 @@ class FastDFKD(PoolMethod):
                                lr=c.lr_generator * scale, betas=(c.generator_beta1, 0.999))
         meta_params, fast_params = list(meta.parameters()), list(fast.parameters())
         meta_grads = [torch.zeros_like(p) for p in meta_params] if c.meta_update == "fomaml" else None
-        warming_up = it < c.synthesis_warmup
+        off = ("adversarial",) if it < c.synthesis_warmup else ()  # FD: no adversarial term before KD
         best = LowestLoss(z.device)
         out: dict[str, torch.Tensor] = {}
         for _ in range(c.generator_steps):
             with self.precision():
                 x = fast(z)  # (B, C, H, W), normalised, valid pixels
                 view = augment_batch(x, self.view).contiguous(memory_format=self.memory_format)
-                p = self.objective.passes(view, targets=targets, source=x)
-            loss, terms = self.objective(p, off=("adversarial",) if warming_up else ())  # FD: none before KD
+                p = self.objective.passes(view, targets=targets, source=x, off=off)  # no student pass while off
+            loss, terms = self.objective(p, off=off)
             best.offer(loss, x)
             self.amp.minimize(loss, [opt])
             if meta_grads is not None:  # FOMAML: the fast copy's gradient at every inner step (a skipped fp16 step: 0)

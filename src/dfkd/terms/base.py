@@ -126,26 +126,31 @@ class Objective(nn.Module):
     def term(self, log_name: str) -> Term | None:
         return next((t for t in self.terms if t.log_name == log_name), None)
 
+    def _on(self, off: Collection[str]) -> list[Term]:
+        return [t for t in self.terms if t.log_name not in off]
+
     @contextlib.contextmanager
-    def recording(self) -> Iterator[None]:
+    def recording(self, off: Collection[str] = ()) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
-            for t in self.terms:
+            for t in self._on(off):
                 stack.enter_context(t.recording())
             yield
 
     def passes(self, x: torch.Tensor, targets: torch.Tensor | None = None,
-               source: torch.Tensor | None = None) -> Passes:
-        """The teacher's (and, when a term needs it, the student's) pass on ``x``, in the caller's precision."""
-        if "targets" in self.needs and targets is None:
+               source: torch.Tensor | None = None, off: Collection[str] = ()) -> Passes:
+        """The teacher's (and, when a term needs it, the student's) pass on ``x``, in the caller's precision.
+        Terms in ``off`` (see ``forward``) are not served: what only they need is not computed."""
+        needs = frozenset().union(*(t.needs for t in self._on(off))) if off else self.needs
+        if "targets" in needs and targets is None:
             raise DfkdError("an objective term needs target classes, which this synthesizer does not choose")
         teacher, student = self.ctx.teacher, self.ctx.student
-        with self.recording():
-            if "features" in self.needs:
+        with self.recording(off):
+            if "features" in needs:
                 t_logits, t_feats = logits_and_features(teacher, x)
             else:
                 t_logits, t_feats = teacher(x), None
         s_logits = None
-        if "student" in self.needs:
+        if "student" in needs:
             with eval_mode(student), frozen_params(student):
                 s_logits = student(x)
         return Passes(x=x, t_logits=t_logits, t_features=t_feats, s_logits=s_logits, targets=targets, source=source)
