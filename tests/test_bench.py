@@ -72,6 +72,15 @@ def test_bench_cli_json(digits_dir):
     out = json.loads(r.stdout)
     assert out["suite"] == "digits" and out["results"]["dfad"]["seeds"] == [3]
     assert out["results"]["dfad"]["teacher_acc"] > 90  # the suite's real digits teacher
+    # another student: the run above is not reused, the new one is made with the student asked for
+    r = run_cli("bench", "--suite", "digits", "--methods", "dfad", "--seeds", "3", "--iterations", "2", "--out",
+                str(digits_dir), "--student", "cnn-bn-quarter", "--quiet",
+                *sum([["--set", f"{k}={v}"] for k, v in TINY.items()], []))
+    assert r.returncode == 0, r.stderr
+    assert "skipped" not in r.stdout and "[1/1] dfad seed 3: 2 iterations" in r.stdout
+    saved = yaml.safe_load((digits_dir / "dfad-s3" / "config.yaml").read_text())
+    assert saved["student_arch"] == "cnn-bn-quarter"
+    assert json.loads((digits_dir / "results.json").read_text())["student_arch"] == "cnn-bn-quarter"
 
 
 def test_bench_cli_unknown_suite_and_method(tmp_path):
@@ -79,6 +88,8 @@ def test_bench_cli_unknown_suite_and_method(tmp_path):
     assert r.returncode == 2 and "unknown suite 'imagenet'" in r.stderr
     r = run_cli("bench", "--suite", "digits", "--methods", "magic", "--out", str(tmp_path))
     assert r.returncode == 2 and "unknown method 'magic'" in r.stderr
+    r = run_cli("bench", "--suite", "digits", "--student", "magicnet", "--out", str(tmp_path / "st"))
+    assert r.returncode == 2 and "unknown model 'magicnet'" in r.stderr and not (tmp_path / "st").exists()
     # a setting one of the suite's methods cannot take fails before the teacher is trained or any run starts
     r = run_cli("bench", "--suite", "fashion-mnist-bn", "--methods", "pre-dfkd+,adi,cmi", "--set", "w_tv=0.1",
                 "--out", str(tmp_path / "bn"))

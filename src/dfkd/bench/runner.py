@@ -13,31 +13,34 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data import load_dataset
+from ..data import dataset_info, load_dataset
 from ..engine import distill
 from ..engine.loop import resolve_config
 from ..io_utils import atomic_write_text
 from ..methods import get_method
+from ..models import create_model
 from ..teacher import new_teacher_model, recipe, train_teacher
 from .suites import Suite
 from .table import aggregate, markdown_table
 
 
-def _same_settings(run_dir: Path, cfg: dict[str, Any]) -> bool:
-    """Whether ``run_dir`` holds a run (finished or not) made with these settings."""
+def _same_settings(run_dir: Path, cfg: dict[str, Any], student_arch: str) -> bool:
+    """Whether ``run_dir`` holds a run (finished or not) made with these settings and student architecture."""
     c = run_dir / "config.yaml"
     if not c.exists():
         return False
     import yaml
 
-    saved = (yaml.safe_load(c.read_text()) or {}).get("config", {})
-    return all(saved.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items())
+    resolved = yaml.safe_load(c.read_text()) or {}
+    saved = resolved.get("config", {})
+    return resolved.get("student_arch") == student_arch and all(
+        saved.get(k) == (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items())
 
 
-def _finished(run_dir: Path, cfg: dict[str, Any]) -> dict | None:
+def _finished(run_dir: Path, cfg: dict[str, Any], student_arch: str) -> dict | None:
     """The summary of a finished run made with the same settings, else None (it must be (re)done)."""
     f = run_dir / "summary.json"
-    if not (f.exists() and _same_settings(run_dir, cfg)):
+    if not (f.exists() and _same_settings(run_dir, cfg, student_arch)):
         return None
     return json.loads(f.read_text())
 
@@ -67,6 +70,9 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
     seeds = list(seeds if seeds is not None else suite.seeds)
     for m in methods:  # unknown names, keys or values fail before any work
         resolve_config(get_method(m), {**suite.method_overrides(m, iterations), **(overrides or {})})
+    info = dataset_info(suite.dataset, data_dir)  # an unknown or unbuildable student fails before any work too
+    create_model(suite.student_arch, num_classes=info.num_classes, in_channels=info.in_channels,
+                 input_size=info.image_size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(suite.dataset, data_dir)
@@ -76,12 +82,12 @@ def run_suite(suite: Suite, out_dir: str | os.PathLike, methods: list[str] | Non
     for i, (method, seed) in enumerate([(m, s) for m in methods for s in seeds], 1):
         cfg = {**suite.method_overrides(method, iterations), **(overrides or {}), "seed": seed}
         run_dir = out / f"{method}-s{seed}"
-        done = None if force else _finished(run_dir, cfg)
+        done = None if force else _finished(run_dir, cfg, suite.student_arch)
         if done is not None:
             log(f"[{i}/{total}] {method} seed {seed}: finished earlier (final {done['final']:.2f}%), skipped")
         else:
             # An interrupted run with the same settings continues from its checkpoint; anything else starts over.
-            resume = not force and _same_settings(run_dir, cfg)
+            resume = not force and _same_settings(run_dir, cfg, suite.student_arch)
             log(f"[{i}/{total}] {method} seed {seed}: {cfg['iterations']} iterations"
                 f"{' (resuming)' if resume and (run_dir / 'state.pt').exists() else ''} ...")
             t0 = time.perf_counter()

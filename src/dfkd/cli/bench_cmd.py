@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -37,6 +38,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=positive_int, default=10, help="--speed: untimed iterations first (default 10)")
     p.add_argument("--methods", type=_csv, help="comma-separated methods (default: the suite's)")
     p.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--student", metavar="ARCH",
+                   help="student architecture instead of the suite's (a zoo name or package.module:function)")
     p.add_argument("--iterations", type=positive_int, help="override the suite's budget (for a quick look)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a distillation config key for every method (e.g. batch_size=64)")
@@ -69,6 +72,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if not args.suite:
         raise DfkdError("--suite is required (or --speed)")
     suite = get_suite(args.suite)
+    if args.student:
+        suite = dataclasses.replace(suite, student_arch=args.student)
     if args.seeds is not None and not args.seeds:
         raise DfkdError("--seeds is empty")
     # Progress and log lines go to stderr when stdout carries JSON.

@@ -38,6 +38,12 @@ def cnn_bn(**kw: Any) -> nn.Module:
     return BNCNN(**kw)
 
 
+@MODELS.register("cnn-bn-quarter")
+def cnn_bn_quarter(**kw: Any) -> nn.Module:
+    """cnn-bn at a quarter of its width (8/16/32 channels): a student of the cnn-bn teacher's family."""
+    return BNCNN(width=8, **kw)
+
+
 @MODELS.register("resnet18")
 def resnet18(**kw: Any) -> nn.Module:
     return CifarResNet((2, 2, 2, 2), **kw)
