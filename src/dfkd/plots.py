@@ -40,25 +40,34 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     evals = [r for r in rows if r.get("kind") == "eval" and "test_acc" in r]
     summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else {}
     teacher = next((r["test_acc"] for r in rows if r.get("kind") == "teacher"), summary.get("teacher_acc"))
-    method = summary.get("method")
-    if method is None and (d / "config.yaml").exists():
+    config = {}
+    if (d / "config.yaml").exists():
         import yaml
 
-        method = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("method")
-    return {"dir": d, "method": method or d.name, "iterations": [r["iteration"] for r in evals],
+        config = yaml.safe_load((d / "config.yaml").read_text()) or {}
+    method = summary.get("method") or config.get("method")
+    return {"dir": d, "method": method or d.name, "student": config.get("student_arch"),
+            "iterations": [r["iteration"] for r in evals],
             "seconds": [r.get("wall_seconds", float("nan")) for r in evals],
             "acc": [r["test_acc"] for r in evals], "teacher_acc": teacher, "summary": summary}
+
+
+def curve_groups(runs: list[dict]) -> dict[str, list[dict]]:
+    """The runs with evaluations, one group (one curve, its seeds averaged) per method, or per method and student
+    architecture when the runs have more than one student."""
+    students = {r.get("student") for r in runs}
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r["acc"]:
+            groups[f"{r['method']}, {r.get('student')}" if len(students) > 1 else r["method"]].append(r)
+    return dict(groups)
 
 
 def plot_accuracy(runs: list[dict], path: Path, title: str = "", x: str = "iterations") -> Path:
     """Accuracy against ``x``: "iterations" or "seconds" (wall clock, mean over seeds at each evaluation)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for r in runs:
-        if r["acc"]:
-            groups[r["method"]].append(r)
-    for method, members in sorted(groups.items()):
+    for method, members in sorted(curve_groups(runs).items()):
         n = min(len(r["acc"]) for r in members)  # align seeds on their common evaluations
         its = np.asarray(members[0]["iterations"][:n]) if x == "iterations" else \
             np.asarray([r["seconds"][:n] for r in members]).mean(0)
