@@ -64,8 +64,7 @@ def main() -> None:
             return x, teacher(x)
 
     def report(step, loss, s, t, seconds):
-        acc = accuracy(student, data.test_images, data.test_labels, info)["accuracy"]
-        student.train()
+        acc = accuracy(student, data.test_images, data.test_labels, info)["accuracy"]  # restores train mode
         agree = (s.argmax(1) == t.argmax(1)).float().mean().item()
         print(f"step {step}: loss {loss:.4f} test {acc:.2f} agreement(batch) {agree:.2f} {seconds:.0f} s", flush=True)
 

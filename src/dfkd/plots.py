@@ -67,13 +67,13 @@ def plot_accuracy(runs: list[dict], path: Path, title: str = "", x: str = "itera
     """Accuracy against ``x``: "iterations" or "seconds" (wall clock, mean over seeds at each evaluation)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for method, members in sorted(curve_groups(runs).items()):
+    for label, members in sorted(curve_groups(runs).items()):
         n = min(len(r["acc"]) for r in members)  # align seeds on their common evaluations
         its = np.asarray(members[0]["iterations"][:n]) if x == "iterations" else \
             np.asarray([r["seconds"][:n] for r in members]).mean(0)
         curves = np.asarray([r["acc"][:n] for r in members])
         mean = curves.mean(0)
-        (line,) = ax.plot(its, mean, label=f"{method} (n={len(members)})", lw=1.8)
+        (line,) = ax.plot(its, mean, label=f"{label} (n={len(members)})", lw=1.8)
         if len(members) > 1:
             ax.fill_between(its, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.2, lw=0)
     teachers = [r["teacher_acc"] for r in runs if r["teacher_acc"] is not None]

@@ -126,13 +126,14 @@ class Objective(nn.Module):
     def term(self, log_name: str) -> Term | None:
         return next((t for t in self.terms if t.log_name == log_name), None)
 
-    def _on(self, off: Collection[str]) -> list[Term]:
-        return [t for t in self.terms if t.log_name not in off]
+    def _on(self, off: Collection[str]) -> list[tuple[Term, float]]:
+        """(term, weight) of the terms not switched off."""
+        return [(t, w) for t, w in zip(self.terms, self.weights) if t.log_name not in off]
 
     @contextlib.contextmanager
     def recording(self, off: Collection[str] = ()) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
-            for t in self._on(off):
+            for t, _ in self._on(off):
                 stack.enter_context(t.recording())
             yield
 
@@ -140,7 +141,7 @@ class Objective(nn.Module):
                source: torch.Tensor | None = None, off: Collection[str] = ()) -> Passes:
         """The teacher's (and, when a term needs it, the student's) pass on ``x``, in the caller's precision.
         Terms in ``off`` (see ``forward``) are not served: what only they need is not computed."""
-        needs = frozenset().union(*(t.needs for t in self._on(off))) if off else self.needs
+        needs = frozenset().union(*(t.needs for t, _ in self._on(off))) if off else self.needs
         if "targets" in needs and targets is None:
             raise DfkdError("an objective term needs target classes, which this synthesizer does not choose")
         teacher, student = self.ctx.teacher, self.ctx.student
@@ -158,7 +159,7 @@ class Objective(nn.Module):
     def forward(self, p: Passes, off: Collection[str] = ()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(weighted sum, {g_<log_name>: value}); computed outside autocast, in fp32. Terms whose ``log_name`` is in
         ``off`` are left out of this step (not computed: a term a schedule switches on later)."""
-        on = [(t, w) for t, w in zip(self.terms, self.weights) if t.log_name not in off]
+        on = self._on(off)
         values = {f"g_{t.log_name}": t(p) for t, _ in on}
         loss = sum(w * v for (_, w), v in zip(on, values.values()))
         return loss, values
