@@ -1,4 +1,5 @@
 """Each suite's definition runs end to end with a tiny budget; the results and table are checked for content."""
+import dataclasses
 import json
 import pickle
 
@@ -158,6 +159,24 @@ def test_every_method_of_every_suite_has_a_valid_config(name):
     from dfkd.engine.loop import resolve_config
     from dfkd.methods import get_method
     suite = get_suite(name)
-    for method in suite.methods:
-        cfg = resolve_config(get_method(method), suite.method_overrides(method))
-        assert cfg.iterations > 0 and cfg.student_steps > 0, method
+    for student in [suite.student_arch, *suite.student_method_config]:
+        s = dataclasses.replace(suite, student_arch=student)
+        assert set(s.student_method_config.get(student, {})) <= set(suite.methods), student
+        for method in suite.methods:
+            cfg = resolve_config(get_method(method), s.method_overrides(method))
+            assert cfg.iterations > 0 and cfg.student_steps > 0, (student, method)
+
+
+def test_suite_settings_follow_the_student():
+    # fashion-mnist-bn: its pool methods train its BatchNorm student at DataFree's lr 0.1, LeNet-5-half at 0.02;
+    # the settings other students share are the suite's own
+    suite = get_suite("fashion-mnist-bn")
+    lenet = dataclasses.replace(suite, student_arch="lenet5-half")
+    other = dataclasses.replace(suite, student_arch="lenet5")
+    for method in ("adi", "cmi", "fast"):
+        assert suite.method_overrides(method)["lr_student"] == 0.1
+        assert lenet.method_overrides(method)["lr_student"] == 0.02
+        assert other.method_overrides(method) == suite.method_overrides(method)
+        assert {k: v for k, v in lenet.method_overrides(method).items() if k != "lr_student"} == \
+            {k: v for k, v in suite.method_overrides(method).items() if k != "lr_student"}
+    assert lenet.method_overrides("pre-dfkd+") == suite.method_overrides("pre-dfkd+")
