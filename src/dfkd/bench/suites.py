@@ -83,7 +83,7 @@ _register(Suite(
     config={**_SMALL, "generator_width": 16, "iterations": 1200, "eval_every": 60, "bf16_student": False},
     # pre-dfkd+'s generator objective scores its batch rolled by up to 8 px (DeepInversion's jitter, a quarter of
     # the side): 5 seeds, mu 71.7 / final 77.4 against 68.6 / 72.9 without, higher on every seed (BENCHMARKS.md,
-    # "On a GPU, third lease"); jitter 2 and 4 gained +2.2 final.
+    # "On an H100 (issue 17, 2026-11-27)"); jitter 2 and 4 gained +2.2 final.
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "generator_jitter": 8}},
     # With this BN-free LeNet-5 teacher and no augmentation for MNIST-like data, pre-dfkd+ is pre-dfkd with
     # in-range (sigmoid) generator outputs; pre-dfkd keeps the official generator's tanh + BatchNorm output.
@@ -136,7 +136,7 @@ _register(Suite(
     # PRE-DFKD updates its VAE on 4 of 10 student steps; with 5 steps, 2 keeps that proportion.
     # ADI and CMI (WRN-16-1 has BatchNorm: DataFree's student lr 0.1 applies): 40 rounds of 50 student steps,
     # the same 2,000 student steps. A CMI round costs about 60 s on 2 cores (about 40 min a run); on an H100 CMI
-    # reached final 68.3 % over 2 seeds, ADI 18.3 % (BENCHMARKS.md, "On a GPU, second lease").
+    # reached final 68.3 % over 2 seeds, ADI 18.3 % (BENCHMARKS.md, "On an H100 (issue 17, 2026-11-26)").
     method_config={"dafl": {"student_optimizer": "sgd", "lr_student": 0.1, "weight_decay": 5e-4},
                    "pre-dfkd": {"vae_updates": 2}, "pre-dfkd+": {"vae_updates": 2},
                    "adi": {"iterations": 40, "eval_every": 4, "student_steps": 50, "generator_steps": 50},
