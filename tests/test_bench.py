@@ -13,7 +13,7 @@ from dfkd.data import load_dataset
 
 from conftest import run_cli
 
-TINY = {"batch_size": 16, "student_steps": 2, "generator_width": 4, "latent_dim": 8}
+TINY = {"batch_size": 16, "student_steps": 2, "generator_width": 4, "latent_dim": 8, "signal_samples": 64}
 
 
 @pytest.fixture(scope="module")

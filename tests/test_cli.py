@@ -1,4 +1,5 @@
-"""The console command through a real subprocess: the happy path and one clear error per input kind."""
+"""The console command (``dfkd.cli.main``, in this process; ``python -m dfkd`` itself where marked): the happy
+path and one clear error per input kind."""
 import json
 
 import pytest
@@ -8,7 +9,7 @@ from conftest import assert_clear_error, run_cli
 
 
 def test_help_lists_subcommands():
-    r = run_cli("--help")
+    r = run_cli("--help", isolated=True)  # the real entry point, once
     assert r.returncode == 0
     for cmd in ("train-teacher", "eval", "import-teacher", "demo"):
         assert cmd in r.stdout
@@ -58,8 +59,8 @@ def test_import_teacher_from_state_dict(digits_teacher, tmp_path):
     assert again["metrics"]["test_acc"] == pytest.approx(ckpt["metrics"]["test_acc"], abs=1e-6)
 
 
-def test_error_unknown_dataset():
-    assert_clear_error(run_cli("train-teacher", "--dataset", "imagenet-9", "--arch", "lenet5"),
+def test_error_unknown_dataset():  # through the real entry point: the one-line error and the exit status 2
+    assert_clear_error(run_cli("train-teacher", "--dataset", "imagenet-9", "--arch", "lenet5", isolated=True),
                        "unknown dataset 'imagenet-9'", "digits")
 
 

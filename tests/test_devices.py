@@ -194,7 +194,7 @@ def test_cli_refuses_an_unavailable_device_before_touching_files(digits_teacher,
     out = tmp_path / "run"
     r = run_cli("distill", "--teacher", str(digits_teacher / "teacher.pt"), "--student", "lenet5-half",
                 "--method", "dfad", "--iterations", "2", "--out", str(out), "--device", "cuda:7",
-                env_extra={"CUDA_VISIBLE_DEVICES": ""})
+                env_extra={"CUDA_VISIBLE_DEVICES": ""}, isolated=True)
     assert_clear_error(r, "cuda:7", "no CUDA GPU")
     assert not out.exists()
     r = run_cli("eval", str(digits_teacher / "teacher.pt"), "--device", "quantum")
@@ -205,7 +205,7 @@ def test_selftest_on_the_cpu_runs_every_check_and_reports_figures(tmp_path):
     """The GPU self-check's machinery, run against the CPU itself (parity is then exact: 0.0)."""
     out = tmp_path / "selftest.json"
     r = run_cli("selftest", "--device", "cpu", "--methods", "dfad,pre-dfkd", "--no-speed", "--json", str(out),
-                env_extra={"OMP_NUM_THREADS": "1"})
+                env_extra={"OMP_NUM_THREADS": "1"}, isolated=True)
     assert r.returncode == 0, r.stdout + r.stderr
     result = json.loads(out.read_text())
     checks = [(c["check"], c.get("method")) for c in result["results"]]
