@@ -1,7 +1,7 @@
 # Set-up and the two commands the README starts with. Everything installs into ./.venv.
 #   make demo   - set up, then run the short real demo (dfkd demo)
 #   make test   - set up, then run the test suite
-#   make test-fast - the subset for the edit-test loop (tests not marked slow; about 4 minutes on 2 AVX2 cores)
+#   make test-fast - the subset for the edit-test loop (tests not marked slow; about 3.5 minutes on 2 AVX2 cores)
 #   make gpu-check - on a machine with an NVIDIA GPU (and a CUDA build of PyTorch): dfkd selftest --device cuda
 # TORCH selects the PyTorch build installed before dfkd. The default pins the CPU wheel 2.13.0, which
 # never pulls CUDA packages on machines that carry that wheel locally. Elsewhere, for example:

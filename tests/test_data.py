@@ -306,6 +306,7 @@ def test_real_fashion_mnist():
     assert x.mean().item() == pytest.approx(0.2860, abs=1e-3)
 
 
+@pytest.mark.slow  # decodes all 60,000 JPEGs (about 22 s on 2 cores)
 def test_real_cifar10_jpeg_tree():
     real_data_path("cifar10-jpeg.tar.gz")
     data = load_dataset("cifar10", download=False)  # found through $DFKD_DATA

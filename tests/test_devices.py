@@ -201,6 +201,7 @@ def test_cli_refuses_an_unavailable_device_before_touching_files(digits_teacher,
     assert_clear_error(r, "unknown device 'quantum'")
 
 
+@pytest.mark.slow  # a fresh process that runs every self-check, a 2-process torchrun included
 def test_selftest_on_the_cpu_runs_every_check_and_reports_figures(tmp_path):
     """The GPU self-check's machinery, run against the CPU itself (parity is then exact: 0.0)."""
     out = tmp_path / "selftest.json"
