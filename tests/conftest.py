@@ -23,52 +23,39 @@ def real_data_path(name: str) -> Path:
     return REAL_DATA / name
 
 
-def run_cli(*args: str, cwd=None, env_extra=None, timeout=600, isolated=False) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env_extra=None, timeout=600, isolated=False) -> subprocess.CompletedProcess:
     """``dfkd ARGS``: its exit status, stdout and stderr.
 
     By default the command runs in this process through ``dfkd.cli.main`` (what ``python -m dfkd`` calls), with
-    stdout, stderr, the working directory and ``env_extra`` swapped in for the call: the CLI's whole code path
-    without the 3-4 s of interpreter and torch start-up a subprocess costs. ``isolated=True`` runs ``python -m
-    dfkd`` in a fresh interpreter instead, for what only a new process shows: the entry point itself, settings
-    read at start-up (``CUDA_VISIBLE_DEVICES``, ``OMP_NUM_THREADS``) and ``timeout``."""
+    stdout, stderr and ``env_extra`` swapped in for the call: the CLI's whole code path without the 3-4 s of
+    interpreter and torch start-up a subprocess costs. ``isolated=True`` runs ``python -m dfkd`` in a fresh
+    interpreter instead, for what only a new process shows: the entry point itself, settings read at start-up
+    (``CUDA_VISIBLE_DEVICES``, ``OMP_NUM_THREADS``) and ``timeout``."""
     if isolated:
-        env = {**os.environ, **(env_extra or {})}
-        return subprocess.run([sys.executable, "-m", "dfkd", *args], capture_output=True, text=True, cwd=cwd,
-                              env=env, timeout=timeout)
-    return _run_cli_in_process(list(args), cwd, env_extra or {})
+        return subprocess.run([sys.executable, "-m", "dfkd", *args], capture_output=True, text=True,
+                              env={**os.environ, **(env_extra or {})}, timeout=timeout)
+    return _run_cli_in_process(list(args), env_extra or {})
 
 
-def _run_cli_in_process(args: list[str], cwd, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+def _run_cli_in_process(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:
     import contextlib
     import io
     import traceback
+    from unittest import mock
 
     from dfkd.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved_env = {k: os.environ.get(k) for k in env_extra}
-    saved_cwd = os.getcwd()
-    try:
-        os.environ.update(env_extra)
-        if cwd is not None:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(args)
-            except SystemExit as exc:  # argparse's usage errors and --help, as the process would exit
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-                if isinstance(exc.code, str):
-                    print(exc.code, file=sys.stderr)
-            except Exception:  # what the interpreter does with an uncaught exception: traceback, status 1
-                traceback.print_exc()
-                code = 1
-    finally:
-        os.chdir(saved_cwd)
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with mock.patch.dict(os.environ, env_extra), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse's usage errors and --help, as the process would exit
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+        except Exception:  # what the interpreter does with an uncaught exception: traceback, status 1
+            traceback.print_exc()
+            code = 1
     return subprocess.CompletedProcess(["dfkd", *args], code, out.getvalue(), err.getvalue())
 
 
