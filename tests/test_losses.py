@@ -23,6 +23,28 @@ def test_logits_l1():
     assert losses.logits_l1(torch.tensor([[1.0, -1.0]]), torch.tensor([[0.0, 1.0]])).item() == pytest.approx(1.5)
 
 
+def test_class_balance_weights_give_every_present_class_the_same_total_weight():
+    t = torch.zeros(6, 3)
+    t[:4, 0] = 5.0  # four samples of class 0, one each of classes 1 and 2
+    t[4, 1] = t[5, 2] = 5.0
+    w = losses.class_balance_weights(t)
+    assert torch.allclose(w, torch.tensor([0.5, 0.5, 0.5, 0.5, 2.0, 2.0]))  # 6 / (3 classes * count)
+    assert w.mean().item() == pytest.approx(1.0)
+    t2 = torch.zeros(4, 10)
+    t2[:2, 3] = t2[2:, 7] = 1.0  # two classes present out of ten, balanced: every weight 1
+    assert torch.equal(losses.class_balance_weights(t2), torch.ones(4))
+
+
+def test_weighted_student_losses_by_hand():
+    s, t = torch.tensor([[1.0, -1.0], [0.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.0, 2.0]])
+    w = torch.tensor([0.5, 1.5])
+    assert losses.logits_l1(s, t, w).item() == pytest.approx((0.5 * 1.5 + 1.5 * 1.0) / 2)
+    assert losses.logits_l1(s, t, torch.ones(2)).item() == pytest.approx(losses.logits_l1(s, t).item())
+    per = [losses.kd_kl(s[i:i + 1], t[i:i + 1], 2.0).item() for i in range(2)]
+    assert losses.kd_kl(s, t, 2.0, w).item() == pytest.approx((0.5 * per[0] + 1.5 * per[1]) / 2, rel=1e-6)
+    assert losses.kd_kl(s, t, 2.0, torch.ones(2)).item() == pytest.approx(losses.kd_kl(s, t, 2.0).item(), rel=1e-6)
+
+
 def test_dafl_priors_by_hand():
     t = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     p = 1 / (1 + math.exp(-2))  # softmax of the max entry

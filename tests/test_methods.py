@@ -339,6 +339,37 @@ def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_bat
         assert any(matches)
 
 
+@pytest.mark.parametrize("loss", ["l1", "kl"])
+def test_class_balanced_student_step_weights_samples_by_their_teacher_class(loss):
+    # A batch the teacher puts mostly in one class: the balanced step's gradient is that of the per-sample loss
+    # weighted by inverse class frequency (12 / (2 classes * 9) and 12 / (2 * 3)), and differs from the plain step's.
+    from dfkd import losses
+    cls = get_method("dfad")
+    x = torch.randn(12, *INFO.input_shape)
+    t_logits = torch.zeros(12, 10)
+    t_logits[:9, 2], t_logits[9:, 5] = 4.0, 4.0  # 9 samples of class 2, 3 of class 5
+    weights = torch.tensor([12 / 18] * 9 + [12 / 6] * 3)
+
+    def student_grad(balance, by_hand=False):
+        teacher, student = nets()
+        cfg = resolve_config(cls, tiny_config("dfad", student_class_balance=balance, student_loss=loss,
+                                              kd_temperature=2.0))
+        m = cls(teacher, student, INFO, cfg)
+        if by_hand:
+            s_logits = m.student_train(x.contiguous(memory_format=m.memory_format)).float()
+            ref = (losses.logits_l1(s_logits, t_logits, weights) if loss == "l1"
+                   else losses.kd_kl(s_logits, t_logits, 2.0, weights))
+            ref.backward()
+        else:
+            m.opt_student.step = lambda *a, **k: None  # keep the weights: compare gradients
+            m.student_step(x, t_logits)
+        return torch.cat([p.grad.flatten() for p in m.student.parameters()])
+
+    plain, balanced = student_grad(False), student_grad(True)
+    assert not torch.allclose(plain, balanced, rtol=1e-3, atol=1e-6)
+    assert torch.allclose(balanced, student_grad(True, by_hand=True), rtol=1e-4, atol=1e-7)
+
+
 def test_mixup_replaces_a_fraction_of_the_batch_by_convex_combinations():
     from dfkd.data.augment import mix_batch
     torch.manual_seed(0)

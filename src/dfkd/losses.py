@@ -24,14 +24,32 @@ import torch
 import torch.nn.functional as F
 
 
-def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
+          weights: torch.Tensor | None = None) -> torch.Tensor:
+    """T^2 * mean_i w_i KL(p_T(x_i) || p_S(x_i)) at temperature T (w = 1 without ``weights``)."""
     log_p_s = F.log_softmax(student_logits / temperature, dim=1)
     log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
-    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * temperature**2
+    if weights is None:
+        return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * temperature**2
+    per_sample = F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True).sum(1)  # (B,)
+    return (weights * per_sample).mean() * temperature**2
 
 
-def logits_l1(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    return (student_logits - teacher_logits).abs().mean()
+def logits_l1(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+    """mean_i w_i * mean_k |s_ik - t_ik| (w = 1 without ``weights``, (B,) with mean 1)."""
+    if weights is None:
+        return (student_logits - teacher_logits).abs().mean()
+    return (weights * (student_logits - teacher_logits).abs().mean(1)).mean()
+
+
+def class_balance_weights(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """(B,) weights w_i = B / (K_b * n_c(i)), c(i) = argmax of the teacher, n_c its count in the batch and K_b the
+    number of classes present: every present class carries the same total weight, and the weights average 1."""
+    labels = teacher_logits.detach().argmax(1)
+    counts = torch.bincount(labels, minlength=teacher_logits.shape[1]).to(teacher_logits.dtype)
+    present = (counts > 0).sum()
+    return labels.numel() / (present * counts[labels])
 
 
 def one_hot(teacher_logits: torch.Tensor) -> torch.Tensor:

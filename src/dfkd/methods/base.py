@@ -255,9 +255,12 @@ class Method:
                                foreach=True)
 
     def student_loss(self, s_logits: torch.Tensor, t_logits: torch.Tensor) -> torch.Tensor:
+        """The student's distillation loss on a batch (``student_loss``), class-balanced with
+        ``student_class_balance`` (``losses.class_balance_weights``)."""
+        w = losses.class_balance_weights(t_logits) if self.cfg.student_class_balance else None
         if self.cfg.student_loss == "kl":
-            return losses.kd_kl(s_logits, t_logits, self.cfg.kd_temperature)
-        return losses.logits_l1(s_logits, t_logits)
+            return losses.kd_kl(s_logits, t_logits, self.cfg.kd_temperature, weights=w)
+        return losses.logits_l1(s_logits, t_logits, weights=w)
 
     def synthesize(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """A detached novel batch from the synthesizer (the method's precision)."""

@@ -99,6 +99,10 @@ class DistillConfig:
     augment_mixup: float = 0.0
     # Student objective
     student_loss: str = "l1"  # l1 (logits) | kl (KD at kd_temperature)
+    # Class-balanced student loss: each sample's loss weighted by the inverse frequency of its teacher class in the
+    # batch, w_i = B / (K_b * n_{argmax T(x_i)}) with K_b the classes present (mean weight 1), so a batch the
+    # teacher puts mostly in one class (a young generator's) still teaches every class it contains. Off by default.
+    student_class_balance: bool = False
     # Weight averaging of the student (Polyak; "mean teacher"/EMA as in Tarvainen & Valpola 2017): a copy updated
     # after every student step, ema <- m * ema + (1 - m) * student (BatchNorm buffers copied). With m > 0 the copy
     # is what is evaluated, measured by the progress signal and saved as student.pt. 0: off.
