@@ -38,7 +38,8 @@ objective scores G(z) rolled by up to 8 px; 5 seeds, final 77.4 against 72.9, BE
 
 What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
 (MAD, Do et al. NeurIPS 2022), a higher generator learning rate, more replay, KL instead of L1 student loss,
-mixup of synthetic samples, a weight-averaged student, class-conditional generation, a total-variation prior;
+mixup of synthetic samples, a weight-averaged student, class-conditional generation, a total-variation prior,
+a class-balanced student loss;
 none beat the variant without it by more than the seed-to-seed spread, several were worse. (A stronger
 adversarial term lost at a 200-iteration budget and won at the suite's 1,200.)
 """
