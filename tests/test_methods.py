@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_method_config, tiny_teacher
-from dfkd import DfkdError, create_model, load_model
+from dfkd import DfkdError, create_model, load_model, losses
 from dfkd.data import dataset_info
 from dfkd.engine import distill
 from dfkd.engine.loop import resolve_config
@@ -343,7 +343,6 @@ def test_augmented_student_step_shows_teacher_and_student_the_same_augmented_bat
 def test_class_balanced_student_step_weights_samples_by_their_teacher_class(loss):
     # A batch the teacher puts mostly in one class: the balanced step's gradient is that of the per-sample loss
     # weighted by inverse class frequency (12 / (2 classes * 9) and 12 / (2 * 3)), and differs from the plain step's.
-    from dfkd import losses
     cls = get_method("dfad")
     x = torch.randn(12, *INFO.input_shape)
     t_logits = torch.zeros(12, 10)

@@ -37,7 +37,7 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperatur
 
 def logits_l1(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
               weights: torch.Tensor | None = None) -> torch.Tensor:
-    """mean_i w_i * mean_k |s_ik - t_ik| (w = 1 without ``weights``, (B,) with mean 1)."""
+    """mean_i w_i * mean_k |s_ik - t_ik| (w = 1 without ``weights``; ``weights``: (B,), e.g. ``class_balance_weights``)."""
     if weights is None:
         return (student_logits - teacher_logits).abs().mean()
     return (weights * (student_logits - teacher_logits).abs().mean(1)).mean()
