@@ -34,7 +34,9 @@ Additions (each one a shared option of every method, set here by default):
 With a teacher without BatchNorm on MNIST-like data the in-range outputs, the frame and the adversarial weight
 apply. The fashion-mnist suite adds DeepInversion's jitter to the generator objective (``generator_jitter=8``: the
 objective scores G(z) rolled by up to 8 px; 5 seeds, final 77.4 against 72.9, BENCHMARKS.md, "On an H100 (issue 17,
-2026-11-27)"); it is not a method default, being measured on 32 x 32 grey images only.
+2026-11-27)"); it is not a method default, being measured on 32 x 32 grey images only. That suite also trains the
+replay VAE on 2 of the 5 student steps instead of 4 and runs 1,600 iterations instead of 1,200 in the same time (7
+paired runs: mu +2.4, final +0.9; BENCHMARKS.md, "On an H200 (issue 17, 2026-11-28)").
 
 What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
 (MAD, Do et al. NeurIPS 2022), a higher generator learning rate, more replay, KL instead of L1 student loss,
