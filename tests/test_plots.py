@@ -1,14 +1,17 @@
-"""``dfkd plot``'s grouping of runs into curves: one per method, split by student when the runs have several."""
+"""``dfkd plot``'s grouping of runs into curves: one per method, split by student when the runs have several and by
+each setting in which a method's runs differ (the seed and bookkeeping aside)."""
 import json
 
+import torch
 import yaml
 
 from dfkd.plots import curve_groups, load_run, plot_runs
 
 
-def fake_run(d, method, student, seed, accs):
+def fake_run(d, method, student, seed, accs, **settings):
     d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"method": method, "student_arch": student, "config": {"seed": seed}}))
+    config = {"seed": seed, **settings}
+    (d / "config.yaml").write_text(yaml.safe_dump({"method": method, "student_arch": student, "config": config}))
     rows = [{"kind": "eval", "iteration": 10 * (i + 1), "test_acc": a, "wall_seconds": 5.0 * (i + 1)}
             for i, a in enumerate(accs)]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -28,3 +31,34 @@ def test_runs_of_one_method_split_by_student_only_when_students_differ(tmp_path)
     figures = plot_runs([a0, a1, b0], tmp_path / "out")
     assert {f.name for f in figures} >= {"accuracy.png", "accuracy-time.png"}
     assert all(f.stat().st_size > 1000 for f in figures)
+
+
+def test_runs_of_one_method_with_different_settings_are_separate_curves(tmp_path):
+    """An ablation (``--set w_info_entropy=5`` against the default) is two curves labelled by what differs, never one
+    average; the seed and bookkeeping keys (``log_every``) do not split a curve, and a method whose runs agree keeps
+    its bare name."""
+    runs = [fake_run(tmp_path / f"base{s}", "dfad", "lenet5-half", s, [10 + s, 20], w_info_entropy=0.0,
+                     generator_options={"output": "sigmoid"}, log_every=10 * (s + 1)) for s in (0, 1)]
+    runs += [fake_run(tmp_path / f"prior{s}", "dfad", "lenet5-half", s, [30 + s, 40], w_info_entropy=5.0,
+                      generator_options={"output": "sigmoid"}, log_every=10) for s in (0, 1)]
+    runs.append(fake_run(tmp_path / "p0", "pre-dfkd+", "lenet5-half", 0, [5, 6], w_info_entropy=5.0))
+    groups = curve_groups([load_run(d) for d in runs])
+    assert {k: sorted(r["dir"].name for r in v) for k, v in groups.items()} == {
+        "dfad, w_info_entropy=0": ["base0", "base1"], "dfad, w_info_entropy=5": ["prior0", "prior1"],
+        "pre-dfkd+": ["p0"]}
+    opts = [fake_run(tmp_path / f"o{i}", "pre-dfkd", "lenet5-half", 0, [1, 2], generator_options=o)
+            for i, o in enumerate(({"output": "sigmoid"}, {"output": "sigmoid", "border": 2}))]
+    assert set(curve_groups([load_run(d) for d in opts])) == {
+        "pre-dfkd, generator_options={output: sigmoid}", "pre-dfkd, generator_options={border: 2, output: sigmoid}"}
+
+
+def test_sample_figures_of_runs_with_one_name_do_not_overwrite_each_other(tmp_path):
+    """``dfkd bench`` names a run ``METHOD-sSEED`` under each output directory: two screens' ``dfad-s0`` each keep a
+    sample figure, named with their parent directory."""
+    dirs = [fake_run(tmp_path / screen / "dfad-s0", "dfad", "lenet5-half", 0, [10, 20], w_info_entropy=w)
+            for screen, w in (("base", 0.0), ("prior", 5.0))]
+    for d, value in zip(dirs, (0, 255)):
+        torch.save({"novel": torch.full((4, 1, 8, 8), value, dtype=torch.uint8)}, d / "samples.pt")
+    figures = plot_runs(dirs, tmp_path / "out")
+    assert {f.name for f in figures} == {"accuracy.png", "accuracy-time.png", "samples-base-dfad-s0.png",
+                                         "samples-prior-dfad-s0.png"}

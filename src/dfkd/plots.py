@@ -6,7 +6,11 @@
   where fastest; the fair comparison between methods whose iterations differ, such as a generator step and a
   synthesis round);
 - ``samples-<run>.png``: a grid of novel synthetic samples, and for replay methods the replayed samples
-  next to them.
+  next to them (``<run>`` is the run directory's name, with its parent's in front when two runs share a name).
+
+A curve is one method's runs with the same settings: runs of one method whose configs differ in anything but the
+seed and the run's bookkeeping (``REPORTING_KEYS``) are separate curves, labelled with what differs
+(``dfad, w_info_entropy=5``), so an ablation is never averaged into one line.
 """
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ import torch
 
 from .errors import DfkdError
 from .metrics_log import read_metrics
+
+# Config keys that do not change what a run computes or where it is evaluated: runs that differ only in these (and
+# in the seed) are seeds of one curve.
+REPORTING_KEYS = frozenset({"seed", "log_every", "eval_batch_size", "checkpoint_every", "max_rollbacks",
+                            "collapse_threshold", "collapse_patience", "dist_timeout_s"})
 
 
 def _pyplot():
@@ -47,19 +56,35 @@ def load_run(run_dir: str | os.PathLike) -> dict:
         config = yaml.safe_load((d / "config.yaml").read_text()) or {}
     method = summary.get("method") or config.get("method")
     return {"dir": d, "method": method or d.name, "student": config.get("student_arch"),
+            "settings": config.get("config") or {},
             "iterations": [r["iteration"] for r in evals],
             "seconds": [r.get("wall_seconds", float("nan")) for r in evals],
             "acc": [r["test_acc"] for r in evals], "teacher_acc": teacher, "summary": summary}
 
 
+def _setting(value: Any) -> str:
+    """A config value as a curve label shows it (a dict's keys sorted: equal dicts, equal labels)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_setting(value[k])}" for k in sorted(value)) + "}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def curve_groups(runs: list[dict]) -> dict[str, list[dict]]:
-    """The runs with evaluations, one group (one curve, its seeds averaged) per method, or per method and student
-    architecture when the runs have more than one student."""
+    """The runs with evaluations, one group (one curve, its seeds averaged) per method and settings: the label is
+    the method, then the student architecture when the runs have more than one, then ``key=value`` for each
+    setting that differs among that method's runs (``REPORTING_KEYS`` aside)."""
+    runs = [r for r in runs if r["acc"]]
     students = {r.get("student") for r in runs}
-    groups: dict[str, list[dict]] = defaultdict(list)
+    by_method: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
-        if r["acc"]:
-            groups[f"{r['method']}, {r.get('student')}" if len(students) > 1 else r["method"]].append(r)
+        by_method[f"{r['method']}, {r.get('student')}" if len(students) > 1 else r["method"]].append(r)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for name, members in by_method.items():
+        keys = sorted({k for r in members for k in r.get("settings", {})} - REPORTING_KEYS)
+        varied = [k for k in keys if len({_setting(r["settings"].get(k)) for r in members}) > 1]
+        for r in members:
+            label = ", ".join([name] + [f"{k}={_setting(r['settings'].get(k))}" for k in varied])
+            groups[label].append(r)
     return dict(groups)
 
 
@@ -140,8 +165,10 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, tit
     out.mkdir(parents=True, exist_ok=True)
     written = [plot_accuracy(runs, out / "accuracy.png", title),
                plot_accuracy(runs, out / "accuracy-time.png", title, x="seconds")]
-    for r in runs:
-        p = plot_samples(r, out / f"samples-{r['dir'].name}.png")
+    names = [r["dir"].name for r in runs]
+    for r in runs:  # two runs of one name (bench's "dfad-s0" under two screens) keep a figure each
+        name = r["dir"].name if names.count(r["dir"].name) == 1 else f"{r['dir'].resolve().parent.name}-{r['dir'].name}"
+        p = plot_samples(r, out / f"samples-{name}.png")
         if p is not None:
             written.append(p)
     return written
