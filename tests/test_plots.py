@@ -44,12 +44,15 @@ def test_runs_of_one_method_with_different_settings_are_separate_curves(tmp_path
     runs.append(fake_run(tmp_path / "p0", "pre-dfkd+", "lenet5-half", 0, [5, 6], w_info_entropy=5.0))
     groups = curve_groups([load_run(d) for d in runs])
     assert {k: sorted(r["dir"].name for r in v) for k, v in groups.items()} == {
-        "dfad, w_info_entropy=0": ["base0", "base1"], "dfad, w_info_entropy=5": ["prior0", "prior1"],
+        "dfad, w_info_entropy=0.0": ["base0", "base1"], "dfad, w_info_entropy=5.0": ["prior0", "prior1"],
         "pre-dfkd+": ["p0"]}
     opts = [fake_run(tmp_path / f"o{i}", "pre-dfkd", "lenet5-half", 0, [1, 2], generator_options=o)
             for i, o in enumerate(({"output": "sigmoid"}, {"output": "sigmoid", "border": 2}))]
     assert set(curve_groups([load_run(d) for d in opts])) == {
         "pre-dfkd, generator_options={output: sigmoid}", "pre-dfkd, generator_options={border: 2, output: sigmoid}"}
+    close = [fake_run(tmp_path / f"lr{i}", "dfad", "lenet5-half", 0, [1, 2], lr_generator=v)
+             for i, v in enumerate((1e-3, 1.0000001e-3))]  # equal to 6 significant digits: still two settings
+    assert len(curve_groups([load_run(d) for d in close])) == 2
 
 
 def test_sample_figures_of_runs_with_one_name_do_not_overwrite_each_other(tmp_path):

@@ -10,7 +10,7 @@
 
 A curve is one method's runs with the same settings: runs of one method whose configs differ in anything but the
 seed and the run's bookkeeping (``REPORTING_KEYS``) are separate curves, labelled with what differs
-(``dfad, w_info_entropy=5``), so an ablation is never averaged into one line.
+(``dfad, w_info_entropy=5.0``), so an ablation is never averaged into one line.
 """
 from __future__ import annotations
 
@@ -63,10 +63,11 @@ def load_run(run_dir: str | os.PathLike) -> dict:
 
 
 def _setting(value: Any) -> str:
-    """A config value as a curve label shows it (a dict's keys sorted: equal dicts, equal labels)."""
+    """A config value as a curve label shows it, exactly (the label is the grouping key: floats by their round-trip
+    repr, a dict's keys sorted, so equal settings get equal labels and different ones never share one)."""
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_setting(value[k])}" for k in sorted(value)) + "}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def curve_groups(runs: list[dict]) -> dict[str, list[dict]]:
