@@ -5,7 +5,7 @@ import json
 import torch
 import yaml
 
-from dfkd.plots import curve_groups, load_run, plot_runs
+from dfkd.plots import curve_groups, figure_names, load_run, plot_runs
 
 
 def fake_run(d, method, student, seed, accs, **settings):
@@ -65,3 +65,22 @@ def test_sample_figures_of_runs_with_one_name_do_not_overwrite_each_other(tmp_pa
     figures = plot_runs(dirs, tmp_path / "out")
     assert {f.name for f in figures} == {"accuracy.png", "accuracy-time.png", "samples-base-dfad-s0.png",
                                          "samples-prior-dfad-s0.png"}
+
+
+def test_sample_figure_names_go_up_as_far_as_it_takes(tmp_path):
+    """Runs of one name under parents of one name (``a/screen/dfad-s0``, ``b/screen/dfad-s0``) still get a figure
+    each; a unique run keeps its bare name."""
+    dirs = [tmp_path / "a" / "screen" / "dfad-s0", tmp_path / "b" / "screen" / "dfad-s0", tmp_path / "a" / "pre-s0"]
+    assert figure_names(dirs) == ["a-screen-dfad-s0", "b-screen-dfad-s0", "pre-s0"]
+    assert figure_names([tmp_path / "x", tmp_path / "x"]) == ["x", "x"]
+
+
+def test_a_setting_missing_from_an_older_run_counts_as_its_default(tmp_path):
+    """A run made before an option existed (no ``student_ema`` in its config) is a seed of the same curve as a run
+    that records the option at its default, and a separate curve from one that sets it."""
+    old = fake_run(tmp_path / "old", "pre-dfkd+", "lenet5-half", 0, [10, 20])
+    new = fake_run(tmp_path / "new", "pre-dfkd+", "lenet5-half", 1, [12, 22], student_ema=0.0)
+    ema = fake_run(tmp_path / "ema", "pre-dfkd+", "lenet5-half", 2, [14, 24], student_ema=0.99)
+    groups = curve_groups([load_run(d) for d in (old, new, ema)])
+    assert {k: sorted(r["dir"].name for r in v) for k, v in groups.items()} == {
+        "pre-dfkd+, student_ema=0.0": ["new", "old"], "pre-dfkd+, student_ema=0.99": ["ema"]}

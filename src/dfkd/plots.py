@@ -6,11 +6,13 @@
   where fastest; the fair comparison between methods whose iterations differ, such as a generator step and a
   synthesis round);
 - ``samples-<run>.png``: a grid of novel synthetic samples, and for replay methods the replayed samples
-  next to them (``<run>`` is the run directory's name, with its parent's in front when two runs share a name).
+  next to them (``<run>`` is the run directory's name, with as many of its parents' names in front as it takes
+  to tell it from the other runs plotted).
 
 A curve is one method's runs with the same settings: runs of one method whose configs differ in anything but the
 seed and the run's bookkeeping (``REPORTING_KEYS``) are separate curves, labelled with what differs
-(``dfad, w_info_entropy=5.0``), so an ablation is never averaged into one line.
+(``dfad, w_info_entropy=5.0``), so an ablation is never averaged into one line. A setting a run's config does not
+record (the run predates the option) counts as ``DistillConfig``'s default, the behaviour the option was added with.
 """
 from __future__ import annotations
 
@@ -30,6 +32,15 @@ from .metrics_log import read_metrics
 # in the seed) are seeds of one curve.
 REPORTING_KEYS = frozenset({"seed", "log_every", "eval_batch_size", "checkpoint_every", "max_rollbacks",
                             "collapse_threshold", "collapse_patience", "dist_timeout_s"})
+
+
+def _config_defaults() -> dict[str, Any]:
+    from dataclasses import MISSING, fields
+
+    from .methods.distill_config import DistillConfig
+
+    return {f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            for f in fields(DistillConfig) if f.default is not MISSING or f.default_factory is not MISSING}
 
 
 def _pyplot():
@@ -79,13 +90,17 @@ def curve_groups(runs: list[dict]) -> dict[str, list[dict]]:
     by_method: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
         by_method[f"{r['method']}, {r.get('student')}" if len(students) > 1 else r["method"]].append(r)
+    defaults = _config_defaults()
+
+    def value(r: dict, k: str) -> str:
+        return _setting(r["settings"].get(k, defaults.get(k)))
+
     groups: dict[str, list[dict]] = defaultdict(list)
     for name, members in by_method.items():
         keys = sorted({k for r in members for k in r.get("settings", {})} - REPORTING_KEYS)
-        varied = [k for k in keys if len({_setting(r["settings"].get(k)) for r in members}) > 1]
+        varied = [k for k in keys if len({value(r, k) for r in members}) > 1]
         for r in members:
-            label = ", ".join([name] + [f"{k}={_setting(r['settings'].get(k))}" for k in varied])
-            groups[label].append(r)
+            groups[", ".join([name] + [f"{k}={value(r, k)}" for k in varied])].append(r)
     return dict(groups)
 
 
@@ -166,10 +181,22 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, tit
     out.mkdir(parents=True, exist_ok=True)
     written = [plot_accuracy(runs, out / "accuracy.png", title),
                plot_accuracy(runs, out / "accuracy-time.png", title, x="seconds")]
-    names = [r["dir"].name for r in runs]
-    for r in runs:  # two runs of one name (bench's "dfad-s0" under two screens) keep a figure each
-        name = r["dir"].name if names.count(r["dir"].name) == 1 else f"{r['dir'].resolve().parent.name}-{r['dir'].name}"
+    for r, name in zip(runs, figure_names([r["dir"] for r in runs])):
         p = plot_samples(r, out / f"samples-{name}.png")
         if p is not None:
             written.append(p)
     return written
+
+
+def figure_names(dirs: list[Path]) -> list[str]:
+    """A distinct name per run directory: its own name, with its parents' names in front (``base-dfad-s0``) as far up
+    as it takes to tell it from the others, so two runs of one name (bench's ``dfad-s0`` under two screens, or under
+    two ``seed-a/screen`` and ``seed-b/screen``) each keep a figure. The same directory given twice gets one name."""
+    parts = [Path(d).resolve().parts for d in dirs]
+    names = []
+    for p in parts:
+        depth = 1
+        while depth < len(p) and any(q != p and q[-depth:] == p[-depth:] for q in parts):
+            depth += 1
+        names.append("-".join(x for x in p[-depth:] if x != "/"))
+    return names
