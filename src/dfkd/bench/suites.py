@@ -76,7 +76,8 @@ _register(Suite(
 
 _register(Suite(
     name="fashion-mnist", dataset="fashion-mnist", teacher_arch="lenet5", student_arch="lenet5-half",
-    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; about 12 minutes per run on 2 bf16 CPU cores (about 30 on AVX2)",
+    description="Fashion-MNIST (padded to 32x32), LeNet-5 -> LeNet-5-half; a pre-dfkd+ run about 8 minutes on 2 bf16 "
+                "CPU cores (2026-12-04), about 30 on AVX2",
     # The student step in fp32 (generator and VAE in bf16): for the LeNet-5-half student it is 9 % faster per
     # iteration than a bf16 student step, and PRE-DFKD reached mu 56.1 +- 0.5 over 3 seeds against 52.2 +- 2.9
     # (bf16 step) and 53.6 +- 4.7 (all fp32); BENCHMARKS.md, "Accuracy of the fast path".
@@ -92,7 +93,8 @@ _register(Suite(
     # and spends the quarter of an iteration that saves on a third more iterations: 1,600 cost about what 1,200
     # did (1.080 against 1.434 s an iteration on the AVX2 CPU). 7 paired runs (seeds 0-3 on an H200, 2-4 on the CPU):
     # mu higher on 6 (+2.4), final on 4 (+0.9); seeds 0-4 mu 73.5 / final 77.8 against 71.7 / 77.4 (BENCHMARKS.md,
-    # "On an H200 (issue 17, 2026-11-28)").
+    # "On an H200 (issue 17, 2026-11-28)"). On an AVX-512-bf16 CPU (2026-12-04) the suite's pre-dfkd+ reaches mu 75.1 /
+    # final 80.3 over seeds 0-4 (BENCHMARKS.md, "The fashion-mnist suite on an AVX-512-bf16 CPU").
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "generator_jitter": 8,
                                                    "vae_updates": 2, "iterations": 1600, "eval_every": 80}},
     # With this BN-free LeNet-5 teacher and no augmentation for MNIST-like data, pre-dfkd+ is pre-dfkd with
