@@ -84,3 +84,7 @@ def test_a_setting_missing_from_an_older_run_counts_as_its_default(tmp_path):
     groups = curve_groups([load_run(d) for d in (old, new, ema)])
     assert {k: sorted(r["dir"].name for r in v) for k, v in groups.items()} == {
         "pre-dfkd+, student_ema=0.0": ["new", "old"], "pre-dfkd+, student_ema=0.99": ["ema"]}
+    # the method's own default, not DistillConfig's: PRE-DFKD's one-hot weight is 1 (DistillConfig's is 0)
+    old_pre = fake_run(tmp_path / "old-pre", "pre-dfkd", "lenet5-half", 0, [10, 20])
+    new_pre = fake_run(tmp_path / "new-pre", "pre-dfkd", "lenet5-half", 1, [12, 22], w_one_hot=1.0)
+    assert list(curve_groups([load_run(d) for d in (old_pre, new_pre)])) == ["pre-dfkd"]

@@ -12,7 +12,7 @@
 A curve is one method's runs with the same settings: runs of one method whose configs differ in anything but the
 seed and the run's bookkeeping (``REPORTING_KEYS``) are separate curves, labelled with what differs
 (``dfad, w_info_entropy=5.0``), so an ablation is never averaged into one line. A setting a run's config does not
-record (the run predates the option) counts as ``DistillConfig``'s default, the behaviour the option was added with.
+record (the run predates the option) counts as the method's default, as it does when such a run is resumed.
 """
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ REPORTING_KEYS = frozenset({"seed", "log_every", "eval_batch_size", "checkpoint_
                             "collapse_threshold", "collapse_patience", "dist_timeout_s"})
 
 
-def _config_defaults() -> dict[str, Any]:
-    from dataclasses import MISSING, fields
+def _config_defaults(method: str) -> dict[str, Any]:
+    """The method's config defaults (what ``open_run_dir`` fills into a resumed run that predates a key); an
+    unregistered method name (a run directory's name stood in for it) gets ``DistillConfig``'s."""
+    from .config import to_plain
+    from .methods import METHODS, DistillConfig
 
-    from .methods.distill_config import DistillConfig
-
-    return {f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            for f in fields(DistillConfig) if f.default is not MISSING or f.default_factory is not MISSING}
+    return to_plain((METHODS.get(method).Config if method in METHODS.names() else DistillConfig)())
 
 
 def _pyplot():
@@ -90,17 +90,14 @@ def curve_groups(runs: list[dict]) -> dict[str, list[dict]]:
     by_method: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
         by_method[f"{r['method']}, {r.get('student')}" if len(students) > 1 else r["method"]].append(r)
-    defaults = _config_defaults()
-
-    def value(r: dict, k: str) -> str:
-        return _setting(r["settings"].get(k, defaults.get(k)))
-
     groups: dict[str, list[dict]] = defaultdict(list)
     for name, members in by_method.items():
+        defaults = _config_defaults(members[0]["method"])
+        values = [{k: _setting(v) for k, v in {**defaults, **r.get("settings", {})}.items()} for r in members]
         keys = sorted({k for r in members for k in r.get("settings", {})} - REPORTING_KEYS)
-        varied = [k for k in keys if len({value(r, k) for r in members}) > 1]
-        for r in members:
-            groups[", ".join([name] + [f"{k}={value(r, k)}" for k in varied])].append(r)
+        varied = [k for k in keys if len({v.get(k) for v in values}) > 1]
+        for r, v in zip(members, values):
+            groups[", ".join([name] + [f"{k}={v.get(k)}" for k in varied])].append(r)
     return dict(groups)
 
 
