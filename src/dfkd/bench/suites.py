@@ -127,9 +127,9 @@ _register(Suite(
     # pre-dfkd+'s generator at lr 4e-3 (Fast-DFKD's and NAYER's with a BN prior): 3 seeds with LeNet-5-half,
     # mu 45.8 / final 55.2 against 37.2 / 49.6 at the LeNet-5 suite's 1e-3, higher on every seed (BENCHMARKS.md,
     # "A faster generator for the BN teacher"). 600 iterations (3,000 student steps) since 2026-12-04: on an
-    # AVX-512-bf16 CPU seeds 0-1 ended at 80.2 / 81.2 against 73.3 / 77.6 at 400, and a run fits the suite's
-    # 20 minutes there (1.76 s an iteration alone, about 18 min; 5.7 s on an AVX2 CPU). BENCHMARKS.md, "The BN
-    # suite on an AVX-512-bf16 CPU".
+    # AVX-512-bf16 CPU seeds 0-2 ended at 80.2 / 81.2 / 79.1 against 73.3 / 77.6 / 77.9 at 400, and a run fits
+    # the suite's 20 minutes there (1,073 s alone for seed 2; 5.7 s an iteration on an AVX2 CPU, about 57 min).
+    # BENCHMARKS.md, "The BN suite on an AVX-512-bf16 CPU".
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "lr_generator": 4e-3,
                                                    "iterations": 600, "eval_every": 30},
                    "adi": {**_ROUNDS, "generator_steps": 60}, "cmi": {**_ROUNDS, "generator_steps": 25},
