@@ -133,12 +133,14 @@ _register(Suite(
     method_config={**_SMALL_METHODS, "pre-dfkd+": {**_SMALL_METHODS["pre-dfkd+"], "lr_generator": 4e-3,
                                                    "iterations": 600, "eval_every": 30},
                    "adi": {**_ROUNDS, "generator_steps": 60}, "cmi": {**_ROUNDS, "generator_steps": 25},
-                   # Fast-DFKD given the time of a 600-iteration pre-dfkd+ run: 420 rounds (400 with the student,
-                   # 4,000 student steps), its reset_l0 moved with them (120 + warm-up of 220 -> 240 + 20 of 420).
-                   # AVX-512-bf16 CPU, seeds 0-1 two at a time: final 80.8 / 82.1 in 1,639 / 1,629 s against
-                   # 78.1 / 74.5 at 220 rounds (BENCHMARKS.md, "Fast-DFKD at the BN suite's time").
+                   # Fast-DFKD given about the time of a 600-iteration pre-dfkd+ run: 420 rounds (400 with the
+                   # student), its reset_l0 moved with them (120 + warm-up of 220 -> 240 + 20 of 420), and 20 student
+                   # steps a round (8,000; a student step on the pool costs a fraction of a synthesis step).
+                   # AVX-512-bf16 CPU, seeds 0-1 two at a time, final: 78.1 / 74.5 at 220 rounds x 10 steps,
+                   # 80.8 / 82.1 at 420 x 10, 81.9 / 83.6 at 420 x 20 (+21 % time) (BENCHMARKS.md, "Fast-DFKD at the
+                   # BN suite's time").
                    "fast": {**_FAST_ROUNDS, "lr_student": 0.1, "iterations": 420, "eval_every": 21,
-                            "reset_first_layer_at": 260}},
+                            "reset_first_layer_at": 260, "student_steps": 20}},
     student_method_config={"lenet5-half": {"adi": _POOL_LENET, "cmi": _POOL_LENET, "fast": _POOL_LENET}},
     teacher_overrides={"epochs": 10, "bf16": True},  # 93.4 % in 523 s on a bf16 CPU (BENCHMARKS.md, Teachers)
     methods=("noise", "pre-dfkd+", "adi", "cmi", "fast"),
