@@ -121,8 +121,8 @@ _FAST_ROUNDS = {"iterations": 220, "eval_every": 11, "student_steps": 10, "synth
 _POOL_LENET = {"lr_student": 0.02}
 _register(Suite(
     name="fashion-mnist-bn", dataset="fashion-mnist", teacher_arch="cnn-bn", student_arch="cnn-bn-quarter",
-    description="Fashion-MNIST, BatchNorm CNN -> the same CNN at a quarter width; a pre-dfkd+ run about 18 min on "
-                "2 bf16 CPU cores (about 57 on AVX2)",
+    description="Fashion-MNIST, BatchNorm CNN -> the same CNN at a quarter width; a pre-dfkd+ or fast run about 18 min "
+                "on 2 bf16 CPU cores (pre-dfkd+ about 57 on AVX2)",
     config={**_SMALL, "iterations": 400, "eval_every": 20, "bf16_student": False},
     # pre-dfkd+'s generator at lr 4e-3 (Fast-DFKD's and NAYER's with a BN prior): 3 seeds with LeNet-5-half,
     # mu 45.8 / final 55.2 against 37.2 / 49.6 at the LeNet-5 suite's 1e-3, higher on every seed (BENCHMARKS.md,
