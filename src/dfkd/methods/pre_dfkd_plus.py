@@ -41,7 +41,8 @@ paired runs: mu +2.4, final +0.9; BENCHMARKS.md, "On an H200 (issue 17, 2026-11-
 What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
 (MAD, Do et al. NeurIPS 2022), a higher generator learning rate, more replay, KL instead of L1 student loss,
 mixup of synthetic samples, a weight-averaged student, class-conditional generation, a total-variation prior,
-a class-balanced student loss;
+a class-balanced student loss, Fast-DFKD's BN-prior momentum (``bn_momentum=0.9``; the BN suite, 2 seeds: final
+-3.7 / -6.9);
 none beat the variant without it by more than the seed-to-seed spread, several were worse. (A stronger
 adversarial term lost at a 200-iteration budget and won at the suite's 1,200.)
 """
