@@ -197,6 +197,9 @@ def distill(
         loop.teacher_acc = accuracy(m.teacher, *eval_split, info, cfg.eval_batch_size, device=m.device)["accuracy"]
         write_row({"kind": "teacher", "test_acc": loop.teacher_acc})
 
+    if main and loop.done == 0:  # settings that will not act as set: said once, when the run starts
+        for note in cfg.notices():
+            print(f"dfkd: {note}", file=sys.stderr)
     bar = Progress(cfg.iterations, desc=f"{method_cls.name}", enabled=progress and main, initial=loop.done)
     session_start, elapsed_before = time.perf_counter(), loop.elapsed
     good, failures = snapshot(m, loop), 0

@@ -136,6 +136,15 @@ class DistillConfig:
         """Whether the student step runs under bf16 autocast (``bf16`` and ``bf16_student``)."""
         return self.bf16 and self.bf16_student
 
+    def notices(self) -> list[str]:
+        """Settings that are valid but will not act as set in this run (one line each); the loop prints them when a
+        run starts. Methods extend it for their own iteration-indexed settings."""
+        out = []
+        if self.warmup_iterations >= self.iterations:
+            out.append(f"config 'warmup_iterations' ({self.warmup_iterations}) is not below 'iterations' "
+                       f"({self.iterations}): the learning rates never leave their linear warm-up")
+        return out
+
     def __post_init__(self) -> None:
         require_positive(self, "iterations", "batch_size", "eval_every", "log_every", "eval_batch_size", "latent_dim",
                          "generator_width", "collapse_patience", "student_batch_reuse")

@@ -81,6 +81,13 @@ class FastConfig(PoolConfig):
         """The meta-generator's Adam lr: FD's lr_g x g_steps."""
         return self.lr_generator * self.generator_steps
 
+    def notices(self) -> list[str]:
+        out = super().notices()
+        if self.reset_first_layer_at > self.iterations:
+            out.append(f"config 'reset_first_layer_at' ({self.reset_first_layer_at}) is past 'iterations' "
+                       f"({self.iterations}): the meta-generator's first layer is never reset (0 says so)")
+        return out
+
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "generator_steps")
