@@ -153,7 +153,8 @@ _register(Suite(
 # lower accuracy than the paper's.
 _register(Suite(
     name="cifar10-cpu", dataset="cifar10", teacher_arch="wrn-16-2", student_arch="wrn-16-1",
-    description="CIFAR-10, WRN-16-2 -> WRN-16-1, 400 iterations: about 36 min (PRE-DFKD) / 18 min (DFAD) on 2 cores",
+    description="CIFAR-10, WRN-16-2 -> WRN-16-1, 400 iterations: about 36 min (PRE-DFKD) / 18 min (DFAD) on 2 cores; "
+                "Fast-DFKD 220 rounds, about 28 min",
     config={"batch_size": 256, "student_steps": 5, "generator_width": 64, "latent_dim": 256, "iterations": 400,
             "eval_every": 40, "lr_student": 0.1, "lr_generator": 1e-3},
     # PRE-DFKD updates its VAE on 4 of 10 student steps; with 5 steps, 2 keeps that proportion.
@@ -161,9 +162,9 @@ _register(Suite(
     # the same 2,000 student steps. A CMI round costs about 60 s on 2 cores (about 40 min a run); on an H100 CMI
     # reached final 68.3 % over 2 seeds, ADI 18.3 % (BENCHMARKS.md, "On an H100 (issue 17, 2026-11-26)").
     # Fast-DFKD: Fast-Datafree's 220 rounds (reset_l0 at 140) with 20 student steps a round (4,000; a pool step
-    # costs 0.26 s against 5.1 s for a round's 5 synthesis steps, measured alone on an AVX-512-bf16 CPU, so a
-    # round is about 10.4 s and a run about 37 min). Seeds 0-1, two at a time on that CPU (2026-12-04): final
-    # 79.2 / 79.7, mu 66.7 / 65.9 (BENCHMARKS.md, "Fast-DFKD on cifar10-cpu on the CPU").
+    # costs 0.26 s against 5.1 s for a round's 5 synthesis steps on an AVX-512-bf16 CPU); on that CPU, 2026-12-04,
+    # seeds 0-2: final 79.6 +- 0.4, mu 66.5 +- 0.5, 28 min for seed 2 alone on the 2 cores (BENCHMARKS.md,
+    # "Fast-DFKD on cifar10-cpu on the CPU").
     method_config={"dafl": {"student_optimizer": "sgd", "lr_student": 0.1, "weight_decay": 5e-4},
                    "pre-dfkd": {"vae_updates": 2}, "pre-dfkd+": {"vae_updates": 2},
                    "adi": {"iterations": 40, "eval_every": 4, "student_steps": 50, "generator_steps": 50},
