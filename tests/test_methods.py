@@ -866,13 +866,15 @@ def test_fast_resets_the_latent_projection_at_its_round_only():
         assert (project.weight.abs().max() < 0.2 and project.bias.abs().max() < 0.05) == reset
 
 
+def config_notices(name, **kw):
+    return resolve_config(get_method(name), tiny_config(name, **kw)).notices()
+
+
 def test_a_reset_past_the_last_round_is_said_when_the_run_starts(tmp_path, capsys):
     """A Fast-DFKD reset beyond ``iterations`` would never fire: the run says so on stderr (once, at the start), and
     says nothing when the reset falls inside the run or is switched off."""
-    def notices(**kw):
-        return resolve_config(get_method("fast"), tiny_config("fast", **kw)).notices()
-
-    assert not notices(reset_first_layer_at=4, iterations=4) and not notices(reset_first_layer_at=0, iterations=4)
+    assert not config_notices("fast", reset_first_layer_at=4, iterations=4)
+    assert not config_notices("fast", reset_first_layer_at=0, iterations=4)
     teacher, student = nets(name="fast")
     distill(teacher, student, "fast", tiny_config("fast", reset_first_layer_at=9, iterations=4, synthesis_warmup=1),
             info=INFO, out_dir=tmp_path / "run", progress=False)
@@ -881,13 +883,18 @@ def test_a_reset_past_the_last_round_is_said_when_the_run_starts(tmp_path, capsy
     assert "never reset" in err
 
 
-def test_a_learning_rate_warmup_longer_than_the_run_is_said():
-    def notices(**kw):
-        return resolve_config(get_method("pre-dfkd"), tiny_config("pre-dfkd", **kw)).notices()
-
-    notes = notices(warmup_iterations=3, iterations=3)
-    assert len(notes) == 1 and "'warmup_iterations' (3) is not below 'iterations' (3)" in notes[0]
-    assert not notices(warmup_iterations=2, iterations=3)
+def test_a_learning_rate_warmup_that_cannot_act_as_set_is_said():
+    """A warm-up as long as the student's schedule (for Fast-DFKD: the rounds after its synthesis-only warm-up), or
+    under a constant schedule, which has none."""
+    notes = config_notices("pre-dfkd", warmup_iterations=3, iterations=3)
+    assert len(notes) == 1 and "'warmup_iterations' (3) is not below the 3 scheduled iterations" in notes[0]
+    assert not config_notices("pre-dfkd", warmup_iterations=2, iterations=3)
+    notes = config_notices("fast", warmup_iterations=3, iterations=5, synthesis_warmup=2, reset_first_layer_at=0)
+    assert len(notes) == 1 and "not below the 3 scheduled iterations" in notes[0]
+    assert not config_notices("fast", warmup_iterations=2, iterations=5, synthesis_warmup=2,
+                              reset_first_layer_at=0)
+    notes = config_notices("pre-dfkd", warmup_iterations=2, iterations=3, schedule="constant")
+    assert len(notes) == 1 and "applies to the cosine schedule only" in notes[0]
 
 
 def test_bn_momentum_without_the_bn_prior_is_refused():

@@ -235,10 +235,11 @@ class Method:
         """The student step's autocast context: reduced precision only with both ``bf16`` and ``bf16_student``."""
         return self.amp_student.autocast()
 
-    def set_learning_rates(self, it: int, start: int = 0) -> None:
+    def set_learning_rates(self, it: int) -> None:
         """Every optimizer's lr for iteration ``it``: configured lr x ``lr_scale`` (x the student schedule, which
-        runs from iteration ``start`` to the end: a method whose student starts late)."""
+        runs from iteration ``cfg.schedule_start`` to the end)."""
         c = self.cfg
+        start = c.schedule_start
         for name, part in self.parts.items():
             if part.optimizer is None:
                 continue

@@ -136,13 +136,23 @@ class DistillConfig:
         """Whether the student step runs under bf16 autocast (``bf16`` and ``bf16_student``)."""
         return self.bf16 and self.bf16_student
 
+    @property
+    def schedule_start(self) -> int:
+        """The iteration where the student's schedule (warm-up, then cosine) starts; methods whose student starts
+        late override it."""
+        return 0
+
     def notices(self) -> list[str]:
         """Settings that are valid but will not act as set in this run (one line each); the loop prints them when a
         run starts. Methods extend it for their own iteration-indexed settings."""
         out = []
-        if self.warmup_iterations >= self.iterations:
-            out.append(f"config 'warmup_iterations' ({self.warmup_iterations}) is not below 'iterations' "
-                       f"({self.iterations}): the learning rates never leave their linear warm-up")
+        if self.warmup_iterations and self.schedule != "cosine":
+            out.append(f"config 'warmup_iterations' ({self.warmup_iterations}) applies to the cosine schedule only: "
+                       f"with schedule '{self.schedule}' the learning rates start at their set values")
+        elif self.warmup_iterations >= self.iterations - self.schedule_start > 0:
+            out.append(f"config 'warmup_iterations' ({self.warmup_iterations}) is not below the "
+                       f"{self.iterations - self.schedule_start} scheduled iterations: the learning rates never leave "
+                       "their linear warm-up")
         return out
 
     def __post_init__(self) -> None:

@@ -81,6 +81,11 @@ class FastConfig(PoolConfig):
         """The meta-generator's Adam lr: FD's lr_g x g_steps."""
         return self.lr_generator * self.generator_steps
 
+    @property
+    def schedule_start(self) -> int:
+        """The student's schedule runs over the rounds after the synthesis-only warm-up."""
+        return self.synthesis_warmup
+
     def notices(self) -> list[str]:
         out = super().notices()
         if self.reset_first_layer_at > self.iterations:
@@ -173,7 +178,7 @@ class FastDFKD(PoolMethod):
 
     def iteration(self, it: int) -> dict[str, torch.Tensor]:
         c = self.cfg
-        self.set_learning_rates(it, start=c.synthesis_warmup)
+        self.set_learning_rates(it)
         out, x = self.synthesis_round(it)
         if it < c.synthesis_warmup:  # the round joins the pool; the student waits
             self.keep_round(x)
