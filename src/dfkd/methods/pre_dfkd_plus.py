@@ -36,7 +36,10 @@ apply. The fashion-mnist suite adds DeepInversion's jitter to the generator obje
 objective scores G(z) rolled by up to 8 px; 5 seeds, final 77.4 against 72.9, BENCHMARKS.md, "On an H100 (issue 17,
 2026-11-27)"); it is not a method default, being measured on 32 x 32 grey images only. That suite also trains the
 replay VAE on 2 of the 5 student steps instead of 4 and runs 1,600 iterations instead of 1,200 in the same time (7
-paired runs: mu +2.4, final +0.9; BENCHMARKS.md, "On an H200 (issue 17, 2026-11-28)").
+paired runs: mu +2.4, final +0.9; BENCHMARKS.md, "On an H200 (issue 17, 2026-11-28)"). The cifar10-cpu suite gives it
+10 student steps an iteration (the official code's kd_iter, VAE on 4 of them), its generator at lr 4e-3 and 200
+warm-up generator updates (seed 0: mu 56.2 / final 70.3 against 38.6 / 52.7 with 5 steps, lr 1e-3 and no warm-up;
+BENCHMARKS.md, "pre-dfkd+ on cifar10-cpu on the CPU").
 
 What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
 (MAD, Do et al. NeurIPS 2022), a higher generator learning rate, more replay, KL instead of L1 student loss,
