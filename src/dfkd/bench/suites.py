@@ -147,10 +147,10 @@ _register(Suite(
     seeds=(0,),
 ))
 
-# CIFAR-10 on 2 CPU cores: a PRE-DFKD iteration (generator step, 5 student steps, 2 VAE updates) takes
-# 5.3 s (measured, bf16), DFAD's about half. 400 iterations keep a PRE-DFKD + DFAD pair under an hour; this
-# is a small budget for CIFAR-10 (the paper runs 14,400 iterations of 10 steps on 1,024 samples): expect far
-# lower accuracy than the paper's.
+# CIFAR-10 on 2 CPU cores: a PRE-DFKD iteration (generator step, 5 student steps, 2 VAE updates) took 5.3 s
+# (bf16, 2026-11-24; 3.0 s on an AVX-512-bf16 CPU, 2026-12-04), DFAD's about half. 400 iterations kept a PRE-DFKD +
+# DFAD pair under an hour; this is a small budget for CIFAR-10 (the paper runs 14,400 iterations of 10 steps on
+# 1,024 samples): expect far lower accuracy than the paper's.
 _register(Suite(
     name="cifar10-cpu", dataset="cifar10", teacher_arch="wrn-16-2", student_arch="wrn-16-1",
     description="CIFAR-10, WRN-16-2 -> WRN-16-1, 400 iterations on 2 bf16 CPU cores: about 20 min at 5 student steps "
