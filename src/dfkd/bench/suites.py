@@ -154,14 +154,14 @@ _register(Suite(
 _register(Suite(
     name="cifar10-cpu", dataset="cifar10", teacher_arch="wrn-16-2", student_arch="wrn-16-1",
     description="CIFAR-10, WRN-16-2 -> WRN-16-1, 400 iterations on 2 bf16 CPU cores: about 20 min at 5 student steps "
-                "(PRE-DFKD), 37 at 10 (PRE-DFKD+); Fast-DFKD 220 rounds, about 28 min",
+                "(PRE-DFKD), 34 at 10 (PRE-DFKD+); Fast-DFKD 220 rounds, about 28 min",
     config={"batch_size": 256, "student_steps": 5, "generator_width": 64, "latent_dim": 256, "iterations": 400,
             "eval_every": 40, "lr_student": 0.1, "lr_generator": 1e-3},
     # PRE-DFKD updates its VAE on 4 of 10 student steps; with 5 steps, 2 keeps that proportion.
     # pre-dfkd+ spends more of the 45 minutes on its student: 10 student steps an iteration (the official code's
     # kd_iter; VAE updates 4 of them), its generator at lr 4e-3 (as on the BN suite) after 200 warm-up updates.
     # AVX-512-bf16 CPU, seed 0, 2026-12-04: mu 38.6 / final 52.7 at the suite's 5 steps and lr 1e-3, 53.4 / 70.9 with
-    # 10 steps and lr 4e-3, 56.2 / 70.3 with the warm-up too, about 37 min a run alone (BENCHMARKS.md, "pre-dfkd+ on
+    # 10 steps and lr 4e-3, 56.2 / 70.3 with the warm-up too (seed 1: 59.5 / 72.0), about 34 min a run alone (BENCHMARKS.md, "pre-dfkd+ on
     # cifar10-cpu on the CPU").
     # ADI and CMI (WRN-16-1 has BatchNorm: DataFree's student lr 0.1 applies): 40 rounds of 50 student steps,
     # the same 2,000 student steps. A CMI round costs about 60 s on 2 cores (about 40 min a run); on an H100 CMI

@@ -38,7 +38,7 @@ objective scores G(z) rolled by up to 8 px; 5 seeds, final 77.4 against 72.9, BE
 replay VAE on 2 of the 5 student steps instead of 4 and runs 1,600 iterations instead of 1,200 in the same time (7
 paired runs: mu +2.4, final +0.9; BENCHMARKS.md, "On an H200 (issue 17, 2026-11-28)"). The cifar10-cpu suite gives it
 10 student steps an iteration (the official code's kd_iter, VAE on 4 of them), its generator at lr 4e-3 and 200
-warm-up generator updates (seed 0: mu 56.2 / final 70.3 against 38.6 / 52.7 with 5 steps, lr 1e-3 and no warm-up;
+warm-up generator updates (seeds 0-1: mu 57.8 / final 71.2; seed 0 had 38.6 / 52.7 with 5 steps, lr 1e-3, no warm-up;
 BENCHMARKS.md, "pre-dfkd+ on cifar10-cpu on the CPU").
 
 What was tried and not kept (BENCHMARKS.md, "PRE-DFKD+" and "Accuracy per CPU-minute"): an EMA generator
