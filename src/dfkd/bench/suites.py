@@ -161,8 +161,8 @@ _register(Suite(
     # pre-dfkd+ spends more of the 45 minutes on its student: 10 student steps an iteration (the official code's
     # kd_iter; VAE updates 4 of them), its generator at lr 4e-3 (as on the BN suite) after 200 warm-up updates.
     # AVX-512-bf16 CPU, seed 0, 2026-12-04: mu 38.6 / final 52.7 at the suite's 5 steps and lr 1e-3, 53.4 / 70.9 with
-    # 10 steps and lr 4e-3, 56.2 / 70.3 with the warm-up too (seed 1: 59.5 / 72.0), about 34 min a run alone (BENCHMARKS.md, "pre-dfkd+ on
-    # cifar10-cpu on the CPU").
+    # 10 steps and lr 4e-3, 56.2 / 70.3 with the warm-up too (seed 1: 59.5 / 72.0), about 34 min a run alone
+    # (BENCHMARKS.md, "pre-dfkd+ on cifar10-cpu on the CPU").
     # ADI and CMI (WRN-16-1 has BatchNorm: DataFree's student lr 0.1 applies): 40 rounds of 50 student steps,
     # the same 2,000 student steps. A CMI round costs about 60 s on 2 cores (about 40 min a run); on an H100 CMI
     # reached final 68.3 % over 2 seeds, ADI 18.3 % (BENCHMARKS.md, "On an H100 (issue 17, 2026-11-26)").
